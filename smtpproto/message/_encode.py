@@ -219,17 +219,30 @@ def _needs_encoding(word: str, utf8: bool) -> bool:
         return True
     if not utf8 and not word.isascii():
         return True
-    # A word too long to fit on a line even after folding is encoded so it can be split.
-    return len(word.encode("utf-8")) > MAX_LINE - 40
+    return False
 
 
-def _encode_unstructured(value: str, utf8: bool) -> list[str]:
+def _encode_unstructured(name: str, value: str, utf8: bool) -> list[str]:
     """Return *value* as folding units: each unit after the first starts with WSP."""
     parts = _WSP_SPLIT.split(value)
     # parts alternates word, ws, word, ws, ... starting and ending with a (maybe empty) word.
     words = parts[0::2]
     spaces = [""] + parts[1::2]
-    flags = [bool(w) and _needs_encoding(w, utf8) for w in words]
+    room = MAX_LINE - len(name) - 2  # what fits on the first line after "Name: "
+    flags = [
+        bool(w)
+        and (
+            _needs_encoding(w, utf8)
+            # A word too long for a line even after folding is encoded so it can be split
+            # across several encoded words (H-09).
+            or len(spaces[i].encode()) + len(w.encode("utf-8")) > room
+        )
+        for i, w in enumerate(words)
+    ]
+    # A white-space run too long for a line can only travel inside an encoded run.
+    for i in range(1, len(words)):
+        if len(spaces[i]) > room // 2 and words[i - 1] and words[i]:
+            flags[i - 1] = flags[i] = True
     units: list[str] = []
     i = 0
     n = len(words)
@@ -362,7 +375,7 @@ def format_header(
         if _CONTROL.search(value):
             raise HeaderError(f"{name} value contains a control character")
         return _fold(name, _structured_units(value, ";" if lname.startswith("content-") else ","))
-    return _fold(name, _encode_unstructured(value, utf8))
+    return _fold(name, _encode_unstructured(name, value, utf8))
 
 
 def _structured_units(value: str, separator: str) -> list[str]:

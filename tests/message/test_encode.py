@@ -348,3 +348,61 @@ def test_non_ascii_display_name_encoded_addr_spec_not() -> None:
 def test_control_characters_are_encoded() -> None:
     raw = format_header("Subject", "bell\x07here")
     assert b"\x07" not in raw
+
+
+# ------------------------------------------------------------------ properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\x00"),
+    max_size=300,
+).map(lambda s: s.strip(" \t"))
+
+
+@needs_rfc2047
+@settings(max_examples=300, deadline=None)
+@given(_text, st.booleans())
+def test_unstructured_round_trip(value: str, utf8: bool) -> None:
+    from smtpproto.message._rfc2047 import decode_words
+
+    raw = format_header("Subject", value, utf8=utf8)
+    verify_header_bytes(raw)
+    if not utf8:
+        assert raw.isascii()
+    assert all(len(line) <= 998 for line in lines_of(raw))
+    text = unfold(raw)
+    assert text[:1] in ("", " ")
+    assert decode_words(text[1:]) == value
+
+
+@needs_rfc2047
+def test_h01_lookalike_decodes_to_literal_text() -> None:
+    from smtpproto.message._rfc2047 import decode_words
+
+    value = "A subject=?UTF-8?Q?=0A?=Bcc: injected@example.com"
+    raw = format_header("Subject", value)
+    decoded = decode_words(unfold(raw)[1:])
+    assert decoded == value
+    assert "\n" not in decoded
+
+
+@needs_rfc2047
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a" * 960,
+        "b" * 5000,
+        "x " + "c" * 990 + " y",
+        "a" + " " * 1500 + "b",
+        "ü" * 3000,
+    ],
+)
+def test_h09_no_line_over_998(value: str) -> None:
+    from smtpproto.message._rfc2047 import decode_words
+
+    name = "X-" + "N" * 60
+    raw = format_header(name, value)
+    assert all(len(line) <= 998 for line in lines_of(raw))
+    assert decode_words(unfold(raw)[1:]) == value
