@@ -1,0 +1,1079 @@
+"""The sans-I/O connection: one object per SMTP/LMTP session, either role.
+
+``receive_data()`` buffers bytes, ``next_event()`` turns them into events,
+``send(event)`` turns events into bytes.  Nothing here reads a clock, touches a
+socket or starts a thread.  The session state lives in ``_state``'s tables;
+this module feeds them (a client when a reply arrives, a server when it sends
+one) and enforces framing, limits and the security invariants of
+SECURITY-CASES.md.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass
+from typing import Union
+
+from ._config import Config
+from ._errors import LocalProtocolError, RemoteProtocolError, TLSRequiredError
+from ._events import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    InvalidCommand,
+    Lhlo,
+    Mail,
+    MessageData,
+    MessageRejected,
+    Noop,
+    Quit,
+    Rcpt,
+    Reply,
+    Rset,
+    StartTLS,
+    UnknownCommand,
+    Vrfy,
+)
+from ._extensions import Capabilities, check_mail_params, check_rcpt_params
+from ._readers import CommandProblem, DataReader, decode_sasl, parse_command
+from ._receivebuffer import ReceiveBuffer
+from ._replies import format_reply, parse_reply_line, split_enhanced
+from ._state import ALLOWED, GROUP_ENDERS, Greeting, State, next_state
+from ._syntax import AddressLimits, SyntaxProblem, check_domain_or_literal, check_mailbox
+from ._writers import DataWriter, format_auth_response, format_command
+
+__all__ = ["Role", "Connection", "NEED_DATA", "PAUSED", "Deadline"]
+
+
+class Role(enum.Enum):
+    """Which end of the session we are."""
+
+    CLIENT = "CLIENT"
+    SERVER = "SERVER"
+
+
+class _Sentinel(enum.Enum):
+    NEED_DATA = "NEED_DATA"
+    PAUSED = "PAUSED"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+#: ``next_event()`` needs more bytes from the peer.
+NEED_DATA = _Sentinel.NEED_DATA
+#: ``next_event()`` waits for us: a server owes a reply (or its greeting), or a
+#: STARTTLS hand-over is in progress.
+PAUSED = _Sentinel.PAUSED
+
+NextEvent = Union[Event, _Sentinel]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The RFC 5321 §4.5.3.2 timeout that applies to what we wait for now.
+
+    The core never reads a clock; an adapter starts the timer when it begins
+    waiting and, in content phases, extends it by ``bytes / min_rate`` seconds
+    (Postfix ``smtpd_min_data_rate``) up to ``seconds``.
+    """
+
+    name: str
+    seconds: float
+    min_rate: int | None = None
+
+
+# Commands that count as "junk" (Postfix smtpd_junk_command_limit).
+_JUNK = (Noop, Rset, Vrfy, Expn, Help)
+
+# Replies the server core suggests (texts as Postfix words them).
+_BAD_SEQUENCE = {
+    Mail: "Error: send HELO/EHLO first",
+    Rcpt: "Error: need MAIL command",
+    Data: "Error: need RCPT command",
+    Bdat: "Error: need RCPT command",
+    StartTLS: "Error: send EHLO first",
+    Auth: "Error: send EHLO first",
+}
+
+
+def _reply(code: int, enhanced: str | None, text: str) -> Reply:
+    return Reply(code=code, lines=(text,), enhanced_status=enhanced)
+
+
+def _sync_error() -> RemoteProtocolError:
+    return RemoteProtocolError(
+        "client sent commands before our reply (RFC 2920 §3.1 synchronization)",
+        _reply(554, "5.5.0", "Error: SMTP protocol synchronization"),
+    )
+
+
+class Connection:
+    """One SMTP (or LMTP) session, client or server.
+
+    :param our_role: :attr:`Role.CLIENT` or :attr:`Role.SERVER`.
+    :param config: limits and policies; ``Config()`` when omitted.
+    :param tls_active: the transport is already encrypted (implicit TLS, RFC
+        8314), so STARTTLS is not offered and TLS-only rules are satisfied.
+    """
+
+    def __init__(self, our_role: Role, config: Config | None = None, *, tls_active: bool = False) -> None:
+        if not isinstance(our_role, Role):
+            raise TypeError("our_role must be Role.CLIENT or Role.SERVER")
+        self.our_role = our_role
+        self.config = config if config is not None else Config()
+        self._limits = AddressLimits(self.config.max_local_part, self.config.max_domain, self.config.max_path)
+        self._state = State.GREETING
+        self._buf = ReceiveBuffer()
+        self._peer_closed = False
+        self._closed_event_sent = False
+        self._tls_active = tls_active
+        self._extensions = Capabilities()
+        self._esmtp = False  # the session began with EHLO/LHLO (not HELO)
+        self._authenticated = False
+        # Commands awaiting a reply.  Client: sent, not yet answered (pipelining
+        # makes this a queue).  Server: received and not yet answered (at most one
+        # command, or one entry per LMTP recipient after the end of data).
+        # Each entry pairs the event with the command type whose table row its
+        # reply follows (a refused BDAT LAST follows EndOfMessage's, a refused
+        # line nobody's: None).
+        self._pending: deque[tuple[Event | Greeting, type | None]] = deque()
+        self._pending.append((Greeting(), Greeting))
+        # Transaction.
+        self._recipients: list[Rcpt] = []
+        self._pending_rcpts = 0  # client: RCPTs sent but not answered
+        self._smtputf8 = False  # MAIL carried SMTPUTF8
+        self._binarymime = False  # MAIL carried BODY=BINARYMIME
+        self._bdat_total = 0
+        self._bdat_failed = False
+        # Content in flight.
+        self._data_writer: DataWriter | None = None
+        self._data_reader: DataReader | None = None
+        self._bdat_remaining = 0
+        self._bdat_current: Bdat | None = None
+        self._bdat_refusal: CommandProblem | None = None  # server: chunk drained, then refused
+        self._eom_due = False  # server: EndOfMessage to emit next
+        self._client_content = False  # client: 354 received, EndOfMessage not yet sent
+        self._client_eom_due = False  # client: BDAT LAST data sent, EndOfMessage due
+        # Replies being assembled (client).
+        self._reply_lines: list[tuple[int, str]] = []
+        self._reply_size = 0
+        # Server bookkeeping.
+        self._greeted = False
+        self._pregreet = False
+        self._errors = 0
+        self._junk = 0
+        self._unknown = 0
+        self._close_reason: RemoteProtocolError | None = None
+        self._sync_violation = False
+        self._discarding = 0  # octets of an over-long command line dropped so far
+        self._error_reply_allowed = False
+        self._pregreet_enforce = False
+        self._auth_mechanism: str | None = None
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def state(self) -> State:
+        """The session state as confirmed by the replies so far."""
+        return self._state
+
+    def _projected(self) -> State:
+        state = self._state
+        for cmd, ctype in self._pending:
+            state = _assume_success(state, cmd, ctype)
+        return state
+
+    @property
+    def our_state(self) -> State:
+        """The state our own side has driven the session to: for a client, the
+        state its pipelined commands will reach if they all succeed; for a
+        server, the state after the replies it has sent."""
+        return self._projected() if self.our_role is Role.CLIENT else self._state
+
+    @property
+    def their_state(self) -> State:
+        """The state the peer has driven the session to: for a client, the state
+        after the replies received; for a server, the state the client's pending
+        command will reach if it is accepted."""
+        return self._state if self.our_role is Role.CLIENT else self._projected()
+
+    @property
+    def extensions(self) -> Capabilities:
+        """What the last EHLO/LHLO reply advertised (empty after HELO, before
+        EHLO, and after STARTTLS until the new EHLO reply: RFC 3207 §4.2)."""
+        return self._extensions
+
+    @property
+    def pending(self) -> tuple[Event, ...]:
+        """Commands awaiting a reply, oldest first (the greeting is not listed)."""
+        return tuple(c for c, _ in self._pending if isinstance(c, Event))
+
+    @property
+    def reply_owed(self) -> Event | None:
+        """(Server) the event our next reply answers, or None."""
+        if self.our_role is not Role.SERVER or not self._greeted:
+            return None
+        for item, _ in self._pending:
+            if isinstance(item, Event):
+                return item
+        return None
+
+    @property
+    def tls_active(self) -> bool:
+        return self._tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        """An AUTH exchange succeeded (235) in this session."""
+        return self._authenticated
+
+    @property
+    def recipients(self) -> tuple[Rcpt, ...]:
+        """Recipients accepted in the current transaction."""
+        return tuple(self._recipients)
+
+    @property
+    def pipelining(self) -> bool:
+        """PIPELINING was advertised in this session's EHLO/LHLO reply."""
+        return self._esmtp and self._extensions.pipelining
+
+    @property
+    def more_input_buffered(self) -> bool:
+        """(Server) bytes of further pipelined input are already here, so an
+        adapter may hold replies back and flush them all when it would block."""
+        return bool(self._buf)
+
+    @property
+    def delay_advised(self) -> bool:
+        """(Server) the soft error limit was reached: an adapter should slow its
+        replies down (Postfix sleeps 1 s, smtpd_error_sleep_time)."""
+        return self._errors >= self.config.soft_error_limit
+
+    @property
+    def error_count(self) -> int:
+        """(Server) error replies (4xx/5xx) sent so far, plus junk overshoot."""
+        return self._errors
+
+    @property
+    def trailing_data(self) -> tuple[bytes, bool]:
+        """Bytes received but not processed, and whether the peer closed."""
+        return self._buf.peek(len(self._buf)), self._peer_closed
+
+    def deadline(self) -> Deadline | None:
+        """The timeout for what we are waiting for now; None when we wait for
+        nothing from the peer (a server that owes a reply, a client with nothing
+        pending)."""
+        cfg = self.config
+        if self._state in (State.CLOSED, State.ERROR, State.TLS):
+            return None
+        if self.our_role is Role.SERVER:
+            if self.reply_owed is not None or not self._greeted:
+                return None
+            if self._data_reader is not None or self._bdat_current is not None:
+                return Deadline("data", cfg.timeout_server, cfg.min_data_rate)
+            return Deadline("command", cfg.timeout_server)
+        if self._client_content:
+            return Deadline("data block", cfg.timeout_data_block)
+        if not self._pending:
+            return None
+        head = self._pending[0]
+        if isinstance(head, Greeting):
+            return Deadline("greeting", cfg.timeout_greeting)
+        if isinstance(head, Mail):
+            return Deadline("MAIL", cfg.timeout_mail)
+        if isinstance(head, Rcpt):
+            return Deadline("RCPT", cfg.timeout_rcpt)
+        if isinstance(head, Data):
+            return Deadline("DATA initiation", cfg.timeout_data_init)
+        if isinstance(head, (EndOfMessage, Bdat)):
+            return Deadline("DATA termination", cfg.timeout_data_term)
+        return Deadline("command", cfg.timeout_other)
+
+    # ------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; ``b""`` means the peer closed."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("receive_data takes bytes")
+        if not data:
+            self._peer_closed = True
+            return
+        if self._peer_closed:
+            raise RuntimeError("received data after the peer closed")
+        if self.our_role is Role.SERVER:
+            if not self._greeted:
+                self._pregreet = True
+            elif self._state is State.TLS:
+                # T-01/T-02: plaintext after STARTTLS, before the hand-over.
+                self._fail(RemoteProtocolError(
+                    "cleartext data received during the STARTTLS hand-over",
+                    _reply(554, "5.5.0", "Error: SMTP protocol synchronization")))
+            else:
+                owed = self.reply_owed
+                if owed is not None and (type(owed) in GROUP_ENDERS or not self.pipelining) \
+                        and self.config.enforce_pipelining_sync and not isinstance(owed, (EndOfMessage, Bdat)):
+                    self._sync_violation = True
+        elif self._state is State.TLS:
+            self._fail(RemoteProtocolError("data received after the 220 reply to STARTTLS (T-06)"))
+        if self._state is not State.ERROR:
+            self._buf.append(bytes(data))
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        self._state = State.ERROR
+        self._close_reason = exc
+        self._error_reply_allowed = exc.reply is not None and self.our_role is Role.SERVER
+
+    def next_event(self) -> NextEvent:
+        """The next event from the peer, ``NEED_DATA`` or ``PAUSED``.
+
+        Raises :class:`RemoteProtocolError` when the peer broke the protocol; the
+        connection is then in ``ERROR`` (a server may still send the error's
+        reply once).
+        """
+        if self._state is State.ERROR:
+            if self._close_reason is not None:
+                exc, self._close_reason = self._close_reason, None
+                raise exc
+            raise RemoteProtocolError("connection is in the ERROR state")
+        try:
+            if self.our_role is Role.SERVER:
+                return self._next_server_event()
+            return self._next_client_event()
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+            self._close_reason = None
+            raise
+
+    def _closed_event(self) -> NextEvent:
+        self._state = State.CLOSED if self._state is not State.ERROR else self._state
+        return ConnectionClosed()
+
+    # ------------------------------------------------------------ client in
+
+    def _next_client_event(self) -> NextEvent:
+        if self._state is State.TLS:
+            return PAUSED
+        if self._state is State.CLOSED:
+            return ConnectionClosed()
+        while True:
+            end = self._buf.find(b"\n")
+            if end < 0:
+                if len(self._buf) > self.config.max_reply_line:
+                    raise RemoteProtocolError("reply line too long (R-10)")
+                if self._peer_closed:
+                    if self._buf or self._reply_lines:
+                        raise RemoteProtocolError("connection closed in the middle of a reply (F-01)")
+                    self._state = State.CLOSED
+                    return ConnectionClosed()
+                return NEED_DATA
+            if end > self.config.max_reply_line:
+                raise RemoteProtocolError("reply line too long (R-10)")
+            raw = self._buf.take(end)
+            if raw.endswith(b"\r\n"):
+                line = raw[:-2]
+            elif self.config.bare_newline == "normalize":
+                line = raw[:-1]
+            else:
+                raise RemoteProtocolError("reply line ends with a bare LF (R-11)")
+            parsed = parse_reply_line(line)
+            if parsed is None:
+                raise RemoteProtocolError(f"malformed reply line {line[:40]!r} (R-11)")
+            if self._reply_lines and parsed.code != self._reply_lines[0][0]:
+                raise RemoteProtocolError("reply code changed within a multi-line reply (R-11)")
+            self._reply_size += end
+            if self._reply_size > self.config.max_reply_size:
+                raise RemoteProtocolError("reply too large (R-10)")
+            self._reply_lines.append((parsed.code, parsed.text))
+            if parsed.last:
+                break
+        code = self._reply_lines[0][0]
+        enhanced, texts = split_enhanced(code, [t for _, t in self._reply_lines])
+        self._reply_lines = []
+        self._reply_size = 0
+        return self._client_got_reply(code, texts, enhanced)
+
+    def _client_got_reply(self, code: int, texts: list[str], enhanced: str | None) -> Reply:
+        if not self._pending:
+            if code == 421:  # RFC 5321 §3.8: the server may close at any time.
+                self._state = State.CLOSED
+                return Reply(code=code, lines=texts, enhanced_status=enhanced)
+            raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
+        cmd, ctype = self._pending.popleft()
+        assert ctype is not None
+        command = cmd if isinstance(cmd, Command) else None
+        recipient = None
+        if ctype is EndOfMessage and self.config.lmtp:
+            # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+            left = sum(1 for _, t in self._pending if t is EndOfMessage)
+            recipient = self._recipients[len(self._recipients) - left - 1]
+        cls = code // 100
+        if cls == 3 and not (ctype is Data and code == 354 or ctype in (Auth, AuthResponse) and code == 334):
+            raise RemoteProtocolError(f"unexpected {code} reply to {ctype.__name__}")
+        if ctype is StartTLS and cls == 2 and self._buf:
+            # T-06: nothing may follow the 220 in cleartext.
+            raise RemoteProtocolError("data after the 220 reply to STARTTLS (response injection, T-06)")
+        if ctype is EndOfMessage and any(t is EndOfMessage for _, t in self._pending):
+            pass  # LMTP: the session moves with the last recipient's reply
+        else:
+            self._apply(ctype, cmd, code, texts)
+        return Reply(code=code, lines=texts, enhanced_status=enhanced, command=command, recipient=recipient)
+
+    # ------------------------------------------------------------ transitions
+
+    def _apply(self, ctype: type | None, cmd: object, code: int, texts: list[str]) -> None:
+        """Apply ``code`` answering ``cmd`` (both roles); ``ctype`` names the
+        table row (None: a line that was no command at all)."""
+        before = self._state
+        positive = code < 400
+        if isinstance(cmd, Rcpt) and self.our_role is Role.CLIENT:
+            self._pending_rcpts -= 1
+        if ctype is None:
+            if code == 421:
+                self._state = State.CLOSED
+            return
+        self._state = next_state(before, ctype, code)
+        if not positive:
+            if ctype is Bdat:
+                self._bdat_failed = True  # RFC 3030 §3: the client must RSET
+            if ctype is EndOfMessage:
+                self._reset_transaction()
+            return
+        if ctype in (Ehlo, Helo, Lhlo):
+            self._esmtp = ctype is not Helo
+            self._extensions = Capabilities.parse(texts[1:]) if self._esmtp else Capabilities()
+            self._reset_transaction()
+        elif ctype is Mail:
+            assert isinstance(cmd, Mail)
+            self._reset_transaction()
+            self._smtputf8 = "SMTPUTF8" in cmd.params
+            self._binarymime = (cmd.params.get("BODY") or "").upper() == "BINARYMIME"
+        elif ctype is Rcpt:
+            assert isinstance(cmd, Rcpt)
+            self._recipients.append(cmd)
+        elif ctype is Rset:
+            self._reset_transaction()
+        elif ctype is Data and code == 354:
+            if self.our_role is Role.CLIENT:
+                self._client_content = True
+                self._data_writer = DataWriter(normalize=self.config.client_bare_newline == "normalize")
+            else:
+                cfg = self.config
+                self._data_reader = DataReader(
+                    normalize=cfg.bare_newline == "normalize", max_line=cfg.max_data_line,
+                    max_size=self._size_limit())
+        elif ctype is StartTLS:
+            self._extensions = Capabilities()
+        elif ctype in (Auth, AuthResponse) and code == 235:
+            self._authenticated = True
+        elif ctype is EndOfMessage:
+            self._junk = 0  # Postfix resets the junk count after a delivery
+            self._reset_transaction()
+
+    def _reset_transaction(self) -> None:
+        self._recipients = []
+        self._smtputf8 = False
+        self._binarymime = False
+        self._bdat_total = 0
+        self._bdat_failed = False
+
+    def _size_limit(self) -> int:
+        advertised = self._extensions.size if self._esmtp else None
+        if advertised:
+            return min(advertised, self.config.max_message_size)
+        return self.config.max_message_size
+
+    # ------------------------------------------------------------ server in
+
+    def _next_server_event(self) -> NextEvent:
+        if self._state is State.CLOSED:
+            return ConnectionClosed()
+        if not self._greeted or self._state is State.TLS:
+            return PAUSED
+        if self._pregreet:
+            self._pregreet = False
+            if self.config.pregreet == "drop":
+                raise RemoteProtocolError(
+                    "client talked before the greeting (P-01)",
+                    _reply(521, "5.5.1", "Protocol error"))
+            if self.config.pregreet == "enforce":
+                self._pregreet_enforce = True
+        if self._sync_violation:
+            raise _sync_error()
+        if self._eom_due:
+            self._eom_due = False
+            return self._end_of_content()
+        if self._bdat_current is not None:
+            return self._read_bdat()
+        if self.reply_owed is not None:
+            return PAUSED
+        if self._errors >= self.config.hard_error_limit:
+            raise RemoteProtocolError("too many errors (R-07)", _reply(421, "4.7.0", "Error: too many errors"))
+        if self._data_reader is not None:
+            return self._read_data()
+        limit = self.config.max_auth_line if self._state is State.AUTH else self.config.max_mail_rcpt_line
+        line = self._read_line(limit)
+        if line is None:
+            if self._peer_closed:
+                self._state = State.CLOSED
+                return ConnectionClosed()
+            return NEED_DATA
+        event = self._line_event(line)
+        if isinstance(event, StartTLS) and self._buf:
+            raise RemoteProtocolError(  # T-01 / T-02, whatever the sync setting
+                "data after STARTTLS in the same read (command injection)",
+                _reply(554, "5.5.0", "Error: SMTP protocol synchronization"))
+        if self._buf and self.config.enforce_pipelining_sync and self._bdat_current is None \
+                and not isinstance(event, (AuthResponse, _Sentinel)):
+            # S-12 / P-02: more input already here although this command ends a
+            # group, or the client pipelines without PIPELINING.
+            if type(event) in GROUP_ENDERS or not self.pipelining:
+                raise _sync_error()
+        return event
+
+    def _read_line(self, limit: int) -> bytes | InvalidCommand | UnknownCommand | None:
+        """One line without its terminator, an InvalidCommand for an over-long or
+        bare-LF line, or None when more bytes are needed."""
+        buf = self._buf
+        if self._discarding:
+            end = buf.find(b"\n")
+            if end < 0:
+                keep = 1 if buf.endswith(b"\r") else 0
+                self._discarding += len(buf) - keep
+                buf.discard(len(buf) - keep)
+                if self._discarding > self.config.max_discard:
+                    raise RemoteProtocolError("endless command line (R-02)",
+                                              _reply(500, "5.5.2", "Error: line too long"))
+                return None
+            buf.discard(end)
+            self._discarding = 0
+            return self._problem(CommandProblem(None, "command line too long", 500, "5.5.2",
+                                                "Error: line too long"), b"", None)
+        end = buf.find(b"\n")
+        if end < 0:
+            if len(buf) > limit:
+                # R-02: never buffer past the limit; drop until the line ends.
+                keep = 1 if buf.endswith(b"\r") else 0
+                self._discarding = len(buf) - keep
+                buf.discard(len(buf) - keep)
+            return None
+        raw = buf.take(end)
+        if end > limit:
+            return self._problem(CommandProblem(None, "command line too long", 500, "5.5.2",
+                                                "Error: line too long"), raw, None)
+        if raw.endswith(b"\r\n"):
+            return raw[:-2]
+        if self.config.bare_newline == "normalize":
+            return raw[:-1]
+        # S-15: Postfix "bare <LF> received"; nothing on this line is executed.
+        return self._problem(CommandProblem(None, "bare LF in command line", 500, "5.5.2",
+                                            "Error: bare <LF> received"), raw, None)
+
+    def _problem(self, problem: CommandProblem, raw: bytes, ctype: type | None) -> InvalidCommand | UnknownCommand:
+        reply = _reply(problem.code, problem.enhanced, problem.text)
+        event: InvalidCommand | UnknownCommand
+        if problem.unknown:
+            event = UnknownCommand(verb=problem.verb or "", line=raw, reply=reply)
+        else:
+            event = InvalidCommand(command=problem.verb, reason=problem.reason, reply=reply, line=raw)
+        self._pending.append((event, ctype))
+        return event
+
+    def _line_event(self, line: bytes | InvalidCommand | UnknownCommand) -> Event | _Sentinel:
+        if isinstance(line, (InvalidCommand, UnknownCommand)):
+            return line
+        if self._state is State.AUTH:
+            return self._auth_line(line)
+        try:
+            text: str | None = line.decode("ascii")
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            verb = line.split(b" ", 1)[0].upper()
+            utf8_ok = self._esmtp and self._extensions.smtputf8
+            vname = verb.decode("ascii", "replace")
+            ctype = _VERB_TYPES.get(vname)
+            if verb == b"MAIL" and utf8_ok and b" SMTPUTF8" in line.upper() or verb == b"RCPT" and self._smtputf8:
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError:
+                    return self._problem(CommandProblem(vname, "invalid UTF-8", 501, "5.5.2",
+                                                        "Error: invalid UTF-8"), line, ctype)
+            elif verb in (b"MAIL", b"RCPT"):
+                # C-06: UTF-8 addresses only with SMTPUTF8 (RFC 6531 §3.4).
+                return self._problem(CommandProblem(vname, "non-ASCII address without SMTPUTF8", 553, "5.6.7",
+                                                    "Error: SMTPUTF8 is required for UTF-8 addresses"), line, ctype)
+            else:
+                return self._problem(CommandProblem(None, "non-ASCII command line", 500, "5.5.2",
+                                                    "Error: non-ASCII command"), line, None)
+        parsed = parse_command(text, utf8=not text.isascii(), lmtp=self.config.lmtp, limits=self._limits)
+        if isinstance(parsed, CommandProblem):
+            if parsed.unknown:
+                self._unknown += 1
+                if self._unknown > self.config.unknown_command_limit:
+                    raise RemoteProtocolError("too many unknown commands (R-07)",
+                                              _reply(421, "4.7.0", "Error: too many unrecognized commands"))
+            return self._problem(parsed, line, _VERB_TYPES.get(parsed.verb or ""))
+        problem = self._check_command(parsed, len(line) + 2)
+        if isinstance(parsed, Bdat):
+            # S-13: a chunk's octets are consumed whatever happens to it; a
+            # refused chunk is drained first and answered after.
+            self._bdat_current = parsed
+            self._bdat_remaining = parsed.size
+            if problem is not None:
+                self._bdat_refusal = problem
+            else:
+                self._bdat_total += parsed.size
+                self._bdat_refusal = None
+                return parsed
+            return self._read_bdat()
+        if problem is not None:
+            return self._problem(problem, line, type(parsed))
+        if isinstance(parsed, _JUNK):
+            self._junk += 1
+            if self._junk > self.config.junk_command_limit:
+                self._errors += 1  # Postfix: junk past the limit counts as an error
+        self._pending.append((parsed, type(parsed)))
+        return parsed
+
+    def _auth_line(self, line: bytes) -> Event:
+        if line == b"*":
+            event = AuthResponse(cancelled=True)
+        else:
+            data = decode_sasl(line.decode("ascii", "replace")) if line and line != b"=" else (b"" if not line else None)
+            if data is None:
+                # RFC 4954 §4: an undecodable response fails the exchange with 501.
+                return self._problem(CommandProblem("AUTH", "response is not base64", 501, "5.5.2",
+                                                    "Error: cannot decode response"), line, AuthResponse)
+            event = AuthResponse(data=data)
+        self._pending.append((event, AuthResponse))
+        return event
+
+    def _check_command(self, cmd: Command, line_len: int) -> CommandProblem | None:
+        """Sequence, extension and policy checks (server)."""
+        cfg = self.config
+        verb = cmd.verb
+        limit = cfg.max_mail_rcpt_line if isinstance(cmd, (Mail, Rcpt)) else cfg.max_command_line
+        if isinstance(cmd, Auth):
+            limit = cfg.max_auth_line
+        if line_len > limit:
+            return CommandProblem(verb, "command line too long", 500, "5.5.2", "Error: line too long")
+        if self._pregreet_enforce and not isinstance(cmd, Quit):
+            return CommandProblem(verb, "client talked before the greeting", 550, "5.5.1", "Protocol error")
+        if isinstance(cmd, (Ehlo, Helo, Lhlo)) and cfg.lmtp != isinstance(cmd, Lhlo):
+            return CommandProblem(verb, "wrong hello", 500, "5.5.2", "Error: command not recognized")
+        state = self._state
+        if type(cmd) not in ALLOWED[state]:
+            return self._sequence_problem(cmd, state)
+        ext = self._extensions if self._esmtp else Capabilities()
+        if isinstance(cmd, StartTLS):
+            if self._tls_active:
+                return CommandProblem(verb, "TLS already active", 554, "5.5.1", "Error: TLS already active")
+            if not ext.starttls:
+                return CommandProblem(verb, "STARTTLS not advertised", 502, "5.5.1", "Error: command not implemented")
+        elif isinstance(cmd, Auth):
+            if not ext.auth:
+                return CommandProblem(verb, "AUTH not advertised", 503, "5.5.1", "Error: authentication not enabled")
+            if self._authenticated:
+                return CommandProblem(verb, "already authenticated", 503, "5.5.1", "Error: already authenticated")
+            if not self._tls_active and (cfg.require_tls or not cfg.allow_auth_without_tls):
+                return CommandProblem(verb, "AUTH without TLS", 538, "5.7.11",
+                                      "Encryption required for requested authentication mechanism")
+            if cmd.mechanism not in ext.auth_mechanisms:
+                return CommandProblem(verb, "mechanism not advertised", 504, "5.5.4",
+                                      "Unrecognized authentication type")
+        elif isinstance(cmd, Mail):
+            if cfg.require_tls and not self._tls_active:
+                return CommandProblem(verb, "MAIL before STARTTLS", 530, "5.7.0",
+                                      "Must issue a STARTTLS command first")
+            if not cmd.reverse_path.isascii() and "SMTPUTF8" not in cmd.params:
+                return CommandProblem(verb, "non-ASCII sender without SMTPUTF8", 553, "5.6.7",
+                                      "Error: SMTPUTF8 is required for UTF-8 addresses")
+            problem = check_mail_params(cmd.params, ext, max_size=self._size_limit())
+            if problem is not None:
+                return CommandProblem(verb, problem.text, problem.code, problem.enhanced, problem.text)
+        elif isinstance(cmd, Rcpt):
+            if len(self._recipients) >= cfg.max_recipients:
+                # RFC 5321 §4.5.3.1.10: 452, not 5xx; the transaction goes on.
+                return CommandProblem(verb, "too many recipients", 452, "4.5.3", "Error: too many recipients")
+            problem = check_rcpt_params(cmd.params, ext, smtputf8=self._smtputf8)
+            if problem is not None:
+                return CommandProblem(verb, problem.text, problem.code, problem.enhanced, problem.text)
+        elif isinstance(cmd, Data):
+            if self._binarymime:
+                # RFC 3030 §3: BINARYMIME content must go by BDAT.
+                return CommandProblem(verb, "DATA with BODY=BINARYMIME", 503, "5.5.1",
+                                      "Error: BINARYMIME requires BDAT")
+        elif isinstance(cmd, Bdat):
+            if not ext.chunking:
+                return CommandProblem(verb, "BDAT without CHUNKING", 502, "5.5.1", "Error: command not implemented")
+            if self._bdat_failed:
+                return CommandProblem(verb, "BDAT after a failed chunk", 503, "5.5.1",
+                                      "Error: transaction aborted, send RSET")
+            if self._bdat_total + cmd.size > self._size_limit():
+                return CommandProblem(verb, "message too big", 552, "5.3.4", "Error: message file too big")
+        return None
+
+    def _sequence_problem(self, cmd: Command, state: State) -> CommandProblem:
+        verb = cmd.verb
+        if state is State.NO_SERVICE:
+            return CommandProblem(verb, "no service (554 greeting)", 503, "5.5.1", "Error: no SMTP service here")
+        if state is State.HELLO:
+            return CommandProblem(verb, "bad sequence", 503, "5.5.1", "Error: send HELO/EHLO first")
+        if isinstance(cmd, Mail):
+            return CommandProblem(verb, "bad sequence", 503, "5.5.1", "Error: nested MAIL command")
+        if isinstance(cmd, Data) and state is State.MAIL and self.pipelining:
+            # RFC 2920 §3.1: every RCPT failed, so DATA gets 554.
+            return CommandProblem(verb, "no valid recipients", 554, "5.5.1", "Error: no valid recipients")
+        if isinstance(cmd, (Auth, StartTLS)) and state in (State.MAIL, State.RCPT, State.BDAT):
+            return CommandProblem(verb, "bad sequence", 503, "5.5.1", "Error: MAIL transaction in progress")
+        if isinstance(cmd, Data) and state is State.BDAT:
+            return CommandProblem(verb, "DATA after BDAT", 503, "5.5.1", "Error: DATA not allowed after BDAT")
+        text = _BAD_SEQUENCE.get(type(cmd), "Error: bad sequence of commands")
+        return CommandProblem(verb, "bad sequence", 503, "5.5.1", text)
+
+    def _read_data(self) -> NextEvent:
+        reader = self._data_reader
+        assert reader is not None
+        while True:
+            out = reader.step(self._buf.peek(len(self._buf))) if self._buf else None
+            if out is None:
+                if self._peer_closed:
+                    # F-01: no message event for a partial message.
+                    self._data_reader = None
+                    self._state = State.CLOSED
+                    return ConnectionClosed()
+                return NEED_DATA
+            self._buf.discard(out.consumed)
+            if out.end:
+                if out.data:
+                    self._eom_due = True
+                    return MessageData(data=out.data)
+                return self._end_of_content()
+            if out.data:
+                return MessageData(data=out.data)
+
+    def _end_of_content(self) -> Event:
+        reader, self._data_reader = self._data_reader, None
+        copies = len(self._recipients) if self.config.lmtp else 1
+        if reader is not None and reader.violation is not None:
+            rejected = MessageRejected(reason=reader.violation, reply=_violation_reply(reader.violation))
+            for _ in range(copies):
+                self._pending.append((rejected, EndOfMessage))
+            return rejected
+        eom = EndOfMessage()
+        for _ in range(copies):
+            self._pending.append((eom, EndOfMessage))
+        return eom
+
+    def _read_bdat(self) -> NextEvent:
+        current = self._bdat_current
+        assert current is not None
+        if not self._buf and self._bdat_remaining:
+            if self._peer_closed:
+                self._bdat_current = None
+                self._state = State.CLOSED
+                return ConnectionClosed()
+            return NEED_DATA
+        n = min(self._bdat_remaining, len(self._buf))
+        chunk = self._buf.take(n)
+        self._bdat_remaining -= n
+        if self._bdat_remaining:
+            if self._bdat_refusal is not None:
+                return NEED_DATA  # drained, nothing handed on
+            return MessageData(data=chunk)
+        self._bdat_current = None
+        refusal, self._bdat_refusal = self._bdat_refusal, None
+        if refusal is not None:
+            # The table row is the one the client's side follows for this BDAT.
+            return self._problem(refusal, b"", EndOfMessage if current.last else Bdat)
+        if not current.last:
+            self._pending.append((current, Bdat))
+            if chunk:
+                return MessageData(data=chunk)
+            return self._next_server_event()
+        if chunk:
+            self._eom_due = True
+            return MessageData(data=chunk)
+        return self._end_of_content()
+
+    # ------------------------------------------------------------ output
+
+    def send(self, event: Event) -> bytes:
+        """The bytes that carry ``event`` to the peer.
+
+        Raises :class:`LocalProtocolError` (nothing to write, state unchanged)
+        when the event is not valid now.
+        """
+        if self.our_role is Role.SERVER:
+            return self._server_send(event)
+        return self._client_send(event)
+
+    def send_failed(self) -> None:
+        """Tell the connection that writing failed: it moves to ``ERROR``."""
+        self._state = State.ERROR
+        self._error_reply_allowed = False
+
+    def tls_established(self) -> None:
+        """The adapter finished the TLS handshake after STARTTLS: the session
+        starts over (RFC 3207 §4.2) and needs a new EHLO."""
+        if self._state is not State.TLS:
+            raise LocalProtocolError("tls_established() without a STARTTLS hand-over in progress")
+        self._tls_active = True
+        self._state = State.HELLO
+        self._esmtp = False
+        self._extensions = Capabilities()
+        self._authenticated = False
+        self._reset_transaction()
+
+    # ------------------------------------------------------------ client out
+
+    def _client_send(self, event: Event) -> bytes:
+        if self._state in (State.CLOSED, State.ERROR):
+            raise LocalProtocolError(f"cannot send in state {self._state.name}")
+        if isinstance(event, MessageData):
+            return self._client_content_data(event.data)
+        if isinstance(event, EndOfMessage):
+            return self._client_end()
+        if self._client_content or self._bdat_current is not None or self._client_eom_due:
+            raise LocalProtocolError("message content is in progress; finish it first")
+        if isinstance(event, AuthResponse):
+            if self._state is not State.AUTH or self._pending:
+                raise LocalProtocolError("AuthResponse is only valid after a 334 challenge")
+            line = format_auth_response(event).encode("ascii")
+            if len(line) + 2 > self.config.max_auth_line:
+                raise LocalProtocolError("AUTH response longer than the AUTH line limit")
+            self._pending.append((event, AuthResponse))
+            return line + b"\r\n"
+        if not isinstance(event, Command):
+            raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+        self._client_check(event)
+        encoded = format_command(event).encode("utf-8")
+        limit = self.config.max_command_line
+        if isinstance(event, (Mail, Rcpt)):
+            limit = self.config.max_mail_rcpt_line
+        elif isinstance(event, Auth):
+            limit = self.config.max_auth_line
+        if len(encoded) + 2 > limit:
+            raise LocalProtocolError(f"{event.verb} line longer than {limit} octets")
+        ctype: type = type(event)
+        if isinstance(event, Bdat):
+            if event.last:
+                ctype = EndOfMessage
+            self._bdat_remaining = event.size
+            self._bdat_current = event if event.size else None
+            self._client_eom_due = event.last and event.size == 0
+        if isinstance(event, Rcpt):
+            self._pending_rcpts += 1
+        self._pending.append((event, ctype))
+        if isinstance(event, Bdat) and event.last and self.config.lmtp:
+            for _ in range(len(self._recipients) + self._pending_rcpts - 1):
+                self._pending.append((event, EndOfMessage))
+        return encoded + b"\r\n"
+
+    def _client_check(self, cmd: Command) -> None:
+        cfg = self.config
+        if self._pending:
+            if isinstance(self._pending[0][0], Greeting):
+                raise LocalProtocolError("wait for the server's greeting")
+            if not self.pipelining:
+                raise LocalProtocolError("the server did not advertise PIPELINING; wait for the reply")
+            ender = next((c for c, _ in self._pending if type(c) in GROUP_ENDERS), None)
+            if ender is not None:
+                raise LocalProtocolError(
+                    f"{type(ender).__name__} ends a pipelined group (RFC 2920 §3.1); wait for its reply")
+        state = self._projected()
+        if type(cmd) not in ALLOWED[state]:
+            raise LocalProtocolError(f"{cmd.verb} is not valid in state {state.name}")
+        ext = self._extensions if self._esmtp else Capabilities()
+        pending_mail = next((c for c, _ in self._pending if isinstance(c, Mail)), None)
+        if isinstance(cmd, (Ehlo, Helo, Lhlo)):
+            if cfg.lmtp != isinstance(cmd, Lhlo):
+                raise LocalProtocolError("LMTP uses LHLO; SMTP uses EHLO/HELO")
+            try:
+                check_domain_or_literal(cmd.domain, limit=cfg.max_domain)
+            except SyntaxProblem as exc:  # C-04
+                raise LocalProtocolError(f"bad {cmd.verb} domain: {exc}") from None
+        elif isinstance(cmd, StartTLS):
+            if self._tls_active:
+                raise LocalProtocolError("TLS is already active")
+            if not ext.starttls:
+                raise LocalProtocolError("the server did not advertise STARTTLS")
+        elif isinstance(cmd, Auth):
+            if not self._tls_active and (cfg.require_tls or not cfg.allow_auth_without_tls):
+                raise TLSRequiredError("refusing to send AUTH over a cleartext connection (T-08)")
+            if not ext.auth:
+                raise LocalProtocolError("the server did not advertise AUTH")
+            if cmd.mechanism not in ext.auth_mechanisms:
+                raise LocalProtocolError(f"the server did not advertise AUTH {cmd.mechanism}")
+            if self._authenticated:
+                raise LocalProtocolError("already authenticated")
+        elif isinstance(cmd, Mail):
+            if cfg.require_tls and not self._tls_active:
+                raise TLSRequiredError("refusing to send MAIL before TLS (T-08, T-09)")
+            utf8 = "SMTPUTF8" in cmd.params
+            self._check_path(cmd.reverse_path, utf8=utf8, what="reverse path")
+            problem = check_mail_params(cmd.params, ext, max_size=None)
+            if problem is not None:  # also C-06: SMTPUTF8 must be advertised
+                raise LocalProtocolError(f"MAIL parameters refused: {problem.code} {problem.text}")
+        elif isinstance(cmd, Rcpt):
+            utf8 = self._smtputf8 or (pending_mail is not None and "SMTPUTF8" in pending_mail.params)
+            if cmd.forward_path.lower() != "postmaster":
+                self._check_path(cmd.forward_path, utf8=utf8, what="forward path")
+            problem = check_rcpt_params(cmd.params, ext, smtputf8=utf8)
+            if problem is not None:
+                raise LocalProtocolError(f"RCPT parameters refused: {problem.code} {problem.text}")
+            if len(self._recipients) + self._pending_rcpts >= cfg.max_recipients:
+                raise LocalProtocolError("too many recipients for one transaction")
+        elif isinstance(cmd, Data):
+            binary = self._binarymime or (
+                pending_mail is not None and (pending_mail.params.get("BODY") or "").upper() == "BINARYMIME")
+            if binary:
+                raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
+        elif isinstance(cmd, Bdat):
+            if not ext.chunking:
+                raise LocalProtocolError("the server did not advertise CHUNKING")
+        elif isinstance(cmd, (Vrfy, Expn)):
+            if not cmd.argument.isascii() and not ext.smtputf8:
+                raise LocalProtocolError("non-ASCII argument needs SMTPUTF8")
+
+    def _check_path(self, path: str, *, utf8: bool, what: str) -> None:
+        if path == "":
+            return
+        if not path.isascii() and not utf8:
+            raise LocalProtocolError(f"non-ASCII {what} needs the SMTPUTF8 parameter (C-06)")
+        try:
+            check_mailbox(path, utf8=utf8, limits=self._limits)
+        except SyntaxProblem as exc:
+            raise LocalProtocolError(f"bad {what} {path!r}: {exc}") from None
+
+    def _client_content_data(self, data: bytes) -> bytes:
+        if self._client_content:
+            assert self._data_writer is not None
+            return self._data_writer.write(data)
+        current = self._bdat_current
+        if current is not None:
+            if len(data) > self._bdat_remaining:
+                raise LocalProtocolError(
+                    f"{len(data)} octets exceed the {self._bdat_remaining} left in this BDAT chunk")
+            self._bdat_remaining -= len(data)
+            if self._bdat_remaining == 0:
+                self._client_eom_due = current.last
+                self._bdat_current = None
+            return data
+        raise LocalProtocolError("MessageData is only valid after a 354 reply or a BDAT command")
+
+    def _client_end(self) -> bytes:
+        if self._client_content:
+            assert self._data_writer is not None
+            out = self._data_writer.close()
+            self._client_content = False
+            self._data_writer = None
+            for _ in range(len(self._recipients) if self.config.lmtp else 1):
+                self._pending.append((EndOfMessage(), EndOfMessage))
+            return out
+        if self._client_eom_due:
+            self._client_eom_due = False
+            return b""
+        raise LocalProtocolError("EndOfMessage is only valid at the end of DATA content or of a BDAT LAST chunk")
+
+    # ------------------------------------------------------------ server out
+
+    def _server_send(self, event: Event) -> bytes:
+        if not isinstance(event, Reply):
+            raise LocalProtocolError(f"a server only sends replies, not {type(event).__name__}")
+        if self._state is State.ERROR:
+            if not self._error_reply_allowed:
+                raise LocalProtocolError("connection is in the ERROR state")
+            self._error_reply_allowed = False
+            return format_reply(event)
+        if self._state is State.CLOSED:
+            raise LocalProtocolError("connection is closed")
+        if not self._greeted:
+            if event.code not in (220, 421, 554):
+                raise LocalProtocolError("the greeting must be 220, 554 or 421 (RFC 5321 §3.1)")
+            out = format_reply(event)
+            self._greeted = True
+            self._pending.popleft()
+            self._state = next_state(State.GREETING, Greeting, event.code)
+            return out
+        owed = self.reply_owed
+        if owed is None:
+            if event.code == 421:  # RFC 5321 §3.8: may be sent at any time
+                out = format_reply(event)
+                self._state = State.CLOSED
+                return out
+            raise LocalProtocolError("no command awaits a reply")
+        self._check_server_reply(owed, event)
+        out = format_reply(event)
+        _, ctype = self._pending.popleft()
+        if event.code >= 400:
+            self._errors += 1
+        if ctype is EndOfMessage and any(t is EndOfMessage for _, t in self._pending):
+            return out  # LMTP: the session moves with the last recipient's reply
+        self._apply(ctype, owed, event.code, list(event.lines))
+        return out
+
+    def _check_server_reply(self, owed: Event, reply: Reply) -> None:
+        code = reply.code
+        cls = code // 100
+        if isinstance(owed, (InvalidCommand, UnknownCommand, MessageRejected)) and code < 400:
+            raise LocalProtocolError(f"{type(owed).__name__} must be answered with 4xx or 5xx")
+        if isinstance(owed, Data):
+            if cls == 2 or cls == 3 and code != 354:
+                raise LocalProtocolError("DATA is answered with 354 or an error")
+        elif isinstance(owed, (Auth, AuthResponse)):
+            if cls == 3 and code != 334:
+                raise LocalProtocolError("an AUTH challenge is 334")
+            if isinstance(owed, AuthResponse) and owed.cancelled and code < 400:
+                raise LocalProtocolError("a cancelled AUTH exchange is answered with 501")
+        elif cls == 3:
+            raise LocalProtocolError(f"{code} is not a valid reply to {type(owed).__name__}")
+        if isinstance(owed, (Ehlo, Lhlo)) and cls == 2:
+            caps = Capabilities.parse(list(reply.lines[1:]))
+            if self._tls_active and caps.starttls:
+                raise LocalProtocolError("STARTTLS must not be advertised once TLS is active (RFC 3207 §4.2, T-03)")
+            if caps.auth and not self._tls_active and (self.config.require_tls or not self.config.allow_auth_without_tls):
+                raise LocalProtocolError("AUTH must not be advertised before TLS (T-04)")
+        if isinstance(owed, StartTLS) and cls == 2 and code != 220:
+            raise LocalProtocolError("STARTTLS is answered with 220")
+        if isinstance(owed, Quit) and cls == 2 and code != 221:
+            raise LocalProtocolError("QUIT is answered with 221")
+
+
+_VERB_TYPES: dict[str, type] = {
+    "EHLO": Ehlo, "HELO": Helo, "LHLO": Lhlo, "MAIL": Mail, "RCPT": Rcpt, "DATA": Data,
+    "BDAT": Bdat, "RSET": Rset, "NOOP": Noop, "QUIT": Quit, "VRFY": Vrfy, "EXPN": Expn,
+    "HELP": Help, "STARTTLS": StartTLS, "AUTH": Auth,
+}
+
+
+_SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 220, Quit: 221}
+
+
+def _assume_success(state: State, cmd: object, ctype: type | None) -> State:
+    """The state after ``cmd`` if its reply is the positive one (projection for
+    pipelining checks and :attr:`Connection.their_state`)."""
+    if ctype is None or isinstance(cmd, (InvalidCommand, UnknownCommand, MessageRejected)):
+        return state
+    return next_state(state, ctype, _SUCCESS.get(ctype, 250))
+
+
+def _violation_reply(violation: str) -> Reply:
+    if violation == "bare-lf":
+        return _reply(550, "5.5.2", "Error: bare <LF> received")
+    if violation == "bare-cr":
+        return _reply(550, "5.5.2", "Error: bare <CR> received")
+    if violation == "line":
+        return _reply(500, "5.5.2", "Error: line too long (RFC 5321 section 4.5.3.1.6)")
+    return _reply(552, "5.3.4", "Error: message file too big")

@@ -1,0 +1,80 @@
+"""Reply lines: formatting what a server sends and parsing what a client
+receives (RFC 5321 §4.2, enhanced status codes per RFC 2034 §4)."""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import LocalProtocolError
+from ._events import _ENHANCED, Reply
+
+__all__ = ["format_reply", "parse_reply_line", "ReplyLine", "split_enhanced"]
+
+# RFC 5321 §4.2: Reply-code [ ("-" / SP) textstring ]; a bare code is a valid
+# last line.  textstring = 1*(%d09 / %d32-126), and RFC 6531 §3.7.1 allows UTF-8.
+_LINE = re.compile(rb"([2-5][0-9][0-9])(?:([ -])(.*))?", re.DOTALL)
+_BAD_TEXT = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class ReplyLine:
+    """One parsed reply line."""
+
+    __slots__ = ("code", "last", "text")
+
+    def __init__(self, code: int, last: bool, text: str) -> None:
+        self.code = code
+        self.last = last
+        self.text = text
+
+
+def parse_reply_line(line: bytes) -> ReplyLine | None:
+    """Parse one reply line without its CRLF; None if it is malformed (R-11:
+    ``25 ok``, ``2500 ok``, ``abc ok``)."""
+    m = _LINE.fullmatch(line)
+    if m is None:
+        return None
+    text = m.group(3) or b""
+    if _BAD_TEXT.search(text):
+        return None
+    sep = m.group(2)
+    # Reply text is ASCII, or UTF-8 with SMTPUTF8; keep any other byte via
+    # surrogateescape so nothing is lost.
+    return ReplyLine(int(m.group(1)), sep != b"-", text.decode("utf-8", "surrogateescape"))
+
+
+def split_enhanced(code: int, texts: list[str]) -> tuple[str | None, list[str]]:
+    """Take the RFC 2034 enhanced status code off the lines if the first line
+    starts with one whose class matches the reply code; strip it from every line
+    that repeats it."""
+    first = texts[0]
+    status, sep, _ = first.partition(" ")
+    if _ENHANCED.fullmatch(status) is None or status[0] != str(code)[0]:
+        return None, texts
+    out = []
+    for text in texts:
+        if text == status:
+            out.append("")
+        elif text.startswith(status + " "):
+            out.append(text[len(status) + 1:])
+        else:
+            out.append(text)
+    return status, out
+
+
+def format_reply(reply: Reply, *, max_line: int = 512) -> bytes:
+    """The wire form of ``reply``; every line must fit ``max_line`` octets with
+    its CRLF (RFC 5321 §4.5.3.1.5)."""
+    code = str(reply.code)
+    prefix = reply.enhanced_status
+    out = []
+    last = len(reply.lines) - 1
+    for i, text in enumerate(reply.lines):
+        if prefix is not None:
+            text = f"{prefix} {text}" if text else prefix
+        sep = " " if i == last else "-"
+        line = (code + sep + text if text or sep == "-" else code).encode("utf-8", "surrogateescape")
+        if len(line) + 2 > max_line:
+            raise LocalProtocolError(f"reply line longer than {max_line} octets: {line[:60]!r}...")
+        out.append(line)
+        out.append(b"\r\n")
+    return b"".join(out)

@@ -1,0 +1,259 @@
+"""RFC 5321 / RFC 6531 grammar: domains, address literals, mailboxes, paths,
+ESMTP parameters.
+
+Every function here is pure and works on ``str`` (commands are decoded as ASCII,
+or as UTF-8 once SMTPUTF8 is in force).  Parsing failures raise
+:class:`SyntaxProblem`; the reader turns them into the right reply.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "SyntaxProblem",
+    "AddressLimits",
+    "is_domain",
+    "is_address_literal",
+    "check_domain_or_literal",
+    "check_mailbox",
+    "parse_path",
+    "parse_params",
+    "format_params",
+    "has_controls",
+    "is_ascii",
+]
+
+
+class SyntaxProblem(ValueError):
+    """A string does not match the RFC 5321 grammar.
+
+    ``too_long`` marks a length limit (RFC 5321 §4.5.3.1) rather than bad syntax.
+    """
+
+    def __init__(self, message: str, *, too_long: bool = False) -> None:
+        super().__init__(message)
+        self.too_long = too_long
+
+
+@dataclass(frozen=True)
+class AddressLimits:
+    """RFC 5321 §4.5.3.1.1-3 size limits, in octets."""
+
+    local_part: int = 64
+    domain: int = 255
+    path: int = 256
+
+
+DEFAULT_LIMITS = AddressLimits()
+
+# C0 controls and DEL: never allowed inside an argument we send or accept
+# (CPython bpo-43124, aiosmtplib GHSA-v3q9-hj7j-63hq).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def has_controls(text: str) -> bool:
+    """True if ``text`` holds a C0 control character or DEL."""
+    return _CONTROLS.search(text) is not None
+
+
+def is_ascii(text: str) -> bool:
+    return text.isascii()
+
+
+# sub-domain = Let-dig [Ldh-str]; RFC 6531 §3.3 adds U-label (any non-ASCII run is
+# accepted here; IDNA validity is the application's business).
+_LABEL = r"(?:[A-Za-z0-9\u0080-\U0010ffff](?:[A-Za-z0-9\u0080-\U0010ffff-]*[A-Za-z0-9\u0080-\U0010ffff])?)"
+_DOMAIN_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_STD_TAG = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_DCONTENT = re.compile(r"[\x21-\x5a\x5e-\x7e]+")
+
+
+def is_domain(text: str, *, utf8: bool = False) -> bool:
+    """RFC 5321 §4.1.2 ``Domain`` (with RFC 6531 U-labels when ``utf8``)."""
+    if not utf8 and not text.isascii():
+        return False
+    return _DOMAIN_RE.fullmatch(text) is not None
+
+
+def is_address_literal(text: str) -> bool:
+    """RFC 5321 §4.1.3 ``address-literal``: ``[IPv4]``, ``[IPv6:...]`` or
+    ``[tag:general]``."""
+    if len(text) < 3 or text[0] != "[" or text[-1] != "]":
+        return False
+    inner = text[1:-1]
+    if inner[:5].lower() == "ipv6:":
+        try:
+            ipaddress.IPv6Address(inner[5:])
+        except ValueError:
+            return False
+        return True
+    if ":" in inner:
+        tag, _, content = inner.partition(":")
+        return (
+            _STD_TAG.fullmatch(tag) is not None
+            and tag.lower() != "ipv6"
+            and _DCONTENT.fullmatch(content) is not None
+        )
+    parts = inner.split(".")
+    # Snum = 1*3DIGIT representing 0-255; ipaddress rejects leading zeros which RFC
+    # 5321 allows ("010"), so check by hand.
+    return len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and 1 <= len(p) <= 3 and int(p) <= 255 for p in parts
+    )
+
+
+def check_domain_or_literal(text: str, *, utf8: bool = False, limit: int = 255) -> None:
+    """Raise :class:`SyntaxProblem` unless ``text`` is a Domain or address-literal."""
+    if len(text.encode("utf-8")) > limit:
+        raise SyntaxProblem(f"domain longer than {limit} octets", too_long=True)
+    if not (is_domain(text, utf8=utf8) or is_address_literal(text)):
+        raise SyntaxProblem(f"not a domain or address literal: {text!r}")
+
+
+# atext (RFC 5321 §4.1.2 via RFC 5322 §3.2.3) plus UTF-8 (RFC 6531 §3.3).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+_DOT_STRING = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+# Quoted-string: qtextSMTP = %d32-33 / %d35-91 / %d93-126, quoted-pairSMTP = "\" %d32-126
+_QUOTED = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\U0010ffff]|\\[\x20-\x7e])*"')
+
+
+def _split_mailbox(text: str) -> tuple[str, str]:
+    """Split ``local@domain`` at the right ``@`` (a quoted local part may hold one)."""
+    if text.startswith('"'):
+        m = _QUOTED.match(text)
+        if m is None:
+            raise SyntaxProblem("bad quoted local part")
+        local = m.group(0)
+        rest = text[m.end():]
+        if not rest.startswith("@"):
+            raise SyntaxProblem("missing @ after the local part")
+        return local, rest[1:]
+    local, at, domain = text.rpartition("@")
+    if not at:
+        raise SyntaxProblem("missing @ in mailbox")
+    return local, domain
+
+
+def check_mailbox(
+    text: str, *, utf8: bool = False, limits: AddressLimits = DEFAULT_LIMITS
+) -> None:
+    """Raise :class:`SyntaxProblem` unless ``text`` is an RFC 5321 ``Mailbox``
+    (``Local-part "@" (Domain / address-literal)``) within ``limits``."""
+    if has_controls(text):
+        raise SyntaxProblem("control character in address")
+    if not utf8 and not text.isascii():
+        raise SyntaxProblem("non-ASCII address without SMTPUTF8")
+    local, domain = _split_mailbox(text)
+    if len(local.encode("utf-8")) > limits.local_part:
+        raise SyntaxProblem(f"local part longer than {limits.local_part} octets", too_long=True)
+    if not (_DOT_STRING.fullmatch(local) or _QUOTED.fullmatch(local)):
+        raise SyntaxProblem(f"bad local part {local!r}")
+    check_domain_or_literal(domain, utf8=utf8, limit=limits.domain)
+
+
+_A_D_L = re.compile(rf"@[^,:]+(?:,@[^,:]+)*:")
+
+
+def parse_path(
+    text: str,
+    *,
+    allow_null: bool,
+    allow_postmaster: bool,
+    utf8: bool,
+    limits: AddressLimits = DEFAULT_LIMITS,
+) -> tuple[str, str]:
+    """Parse ``"<" [A-d-l ":"] Mailbox ">"`` at the start of ``text``.
+
+    Returns ``(mailbox, rest)``; the source route (RFC 5321 §4.1.2 ``A-d-l``) is
+    accepted and dropped, as §C and §4.1.1.3 require.  ``"<>"`` gives ``""`` when
+    ``allow_null`` (a reverse path); ``"<Postmaster>"`` is accepted when
+    ``allow_postmaster`` (a forward path, §4.1.1.3).
+    """
+    if not text.startswith("<"):
+        raise SyntaxProblem("path must be enclosed in <>")
+    # Find the closing bracket, skipping a quoted local part that may contain ">".
+    i = 1
+    n = len(text)
+    in_quote = False
+    while i < n:
+        c = text[i]
+        if in_quote:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_quote = False
+        elif c == '"':
+            in_quote = True
+        elif c == ">":
+            break
+        i += 1
+    else:
+        raise SyntaxProblem("unterminated path")
+    inner = text[1:i]
+    rest = text[i + 1:]
+    if len(text[: i + 1].encode("utf-8")) > limits.path + 2:
+        raise SyntaxProblem(f"path longer than {limits.path} octets", too_long=True)
+    if inner == "":
+        if not allow_null:
+            raise SyntaxProblem("null path not allowed here")
+        return "", rest
+    if inner.startswith("@"):
+        m = _A_D_L.match(inner)
+        if m is None:
+            raise SyntaxProblem("bad source route")
+        for hop in m.group(0)[:-1].split(","):
+            check_domain_or_literal(hop[1:], utf8=utf8, limit=limits.domain)
+        inner = inner[m.end():]
+    if allow_postmaster and inner.lower() == "postmaster":
+        return inner, rest
+    check_mailbox(inner, utf8=utf8, limits=limits)
+    return inner, rest
+
+
+_KEYWORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+# esmtp-value = 1*(%d33-60 / %d62-126), RFC 6531 §3.3 adds UTF8-non-ascii.
+_VALUE = re.compile(r"[\x21-\x3c\x3e-\x7e\u0080-\U0010ffff]+")
+
+
+def parse_params(text: str) -> dict[str, str | None]:
+    """Parse ``esmtp-param *(SP esmtp-param)`` (RFC 5321 §4.1.2).
+
+    Keywords are upper-cased (they are case-insensitive); a repeated keyword is a
+    syntax error.  A keyword without ``=value`` maps to ``None``.
+    """
+    params: dict[str, str | None] = {}
+    if text == "":
+        return params
+    for item in text.split(" "):
+        if item == "":
+            raise SyntaxProblem("empty parameter (doubled space)")
+        keyword, eq, value = item.partition("=")
+        if _KEYWORD.fullmatch(keyword) is None:
+            raise SyntaxProblem(f"bad parameter keyword {keyword!r}")
+        key = keyword.upper()
+        if key in params:
+            raise SyntaxProblem(f"parameter {key} repeated")
+        if eq:
+            if _VALUE.fullmatch(value) is None:
+                raise SyntaxProblem(f"bad value for parameter {key}")
+            params[key] = value
+        else:
+            params[key] = None
+    return params
+
+
+def check_param(keyword: str, value: str | None) -> None:
+    """Raise :class:`SyntaxProblem` unless ``keyword[=value]`` is a valid
+    esmtp-param (C-03: no SP, ``=``, CR, LF or controls can sneak in)."""
+    if _KEYWORD.fullmatch(keyword) is None:
+        raise SyntaxProblem(f"bad parameter keyword {keyword!r}")
+    if value is not None and _VALUE.fullmatch(value) is None:
+        raise SyntaxProblem(f"bad value for parameter {keyword}: {value!r}")
+
+
+def format_params(params: dict[str, str | None]) -> str:
+    """Render parameters as they go on the wire (leading space included)."""
+    return "".join(f" {k}" if v is None else f" {k}={v}" for k, v in params.items())
