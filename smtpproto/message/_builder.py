@@ -161,7 +161,7 @@ def _as_list(value: Addresses) -> list[AddressInput]:
     if value is None:
         return []
     if isinstance(value, (str, tuple)) or isinstance(value, (AddressLike, GroupLike)):
-        return [value]  # type: ignore[list-item]
+        return [value]
     return list(value)
 
 
@@ -416,7 +416,7 @@ def build_bytes(
         return _leaf(
             a.resolved_type(), a.params, bytes(a.data),
             disposition=disposition, filename=a.filename, content_id=a.content_id,
-            extra=a.headers, **opts,  # type: ignore[arg-type]
+            extra=a.headers, **opts,
         )
 
     # Which multipart is outermost decides who gets an explicit ``boundary``.

@@ -400,7 +400,7 @@ def _parse_address_string(value: str) -> list[AddressLike | GroupLike]:
 
 def _as_address_list(value: object) -> list[AddressInput]:
     if isinstance(value, (str, tuple)) or isinstance(value, (AddressLike, GroupLike)):
-        return [value]  # type: ignore[list-item]
+        return [value]
     if isinstance(value, Iterable):
         return list(value)
     raise HeaderError(f"cannot format {type(value).__name__} as an address")
@@ -469,7 +469,8 @@ def _address_parts(addr: AddressInput) -> tuple[str | None, str, Sequence[Addres
     members = getattr(addr, "addresses", None)
     if members is not None:
         return addr.display_name, "", list(members)
-    return addr.display_name, addr.addr_spec, None
+    spec: str = getattr(addr, "addr_spec")
+    return addr.display_name, spec, None
 
 
 def format_address(addr: AddressInput, *, utf8: bool = False) -> str:

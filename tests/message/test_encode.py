@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import pytest
 
+from smtpproto.message._rfc2047 import decode_words
 from smtpproto.message._encode import (
     HeaderError,
     check_field_name,
@@ -18,14 +18,6 @@ from smtpproto.message._encode import (
     verify_header_section,
 )
 
-HAVE_RFC2047 = importlib.util.find_spec("smtpproto.message._rfc2047") is not None
-HAVE_PARSER = importlib.util.find_spec("smtpproto.message._parser") is not None
-needs_rfc2047 = pytest.mark.skipif(
-    not HAVE_RFC2047, reason="smtpproto.message._rfc2047 (read path) not present yet"
-)
-needs_parser = pytest.mark.skipif(
-    not HAVE_PARSER, reason="smtpproto.message._parser (read path) not present yet"
-)
 
 
 def lines_of(raw: bytes) -> list[bytes]:
@@ -274,10 +266,6 @@ def test_address_objects_only_for_address_fields() -> None:
 # ------------------------------------------------------------------ params
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("smtpproto.message._params") is None,
-    reason="smtpproto.message._params (read path) not present yet",
-)
 def test_params_header() -> None:
     raw = format_params_header("Content-Type", "text/plain", {"charset": "utf-8"})
     assert raw.startswith(b"Content-Type: text/plain; charset=")
@@ -299,7 +287,6 @@ def test_params_header() -> None:
 # ------------------------------------------------------------------ encoding (needs _rfc2047)
 
 
-@needs_rfc2047
 def test_non_ascii_subject_is_encoded() -> None:
     raw = format_header("Subject", "Grüße aus Köln, " * 10)
     assert raw.isascii()
@@ -308,20 +295,17 @@ def test_non_ascii_subject_is_encoded() -> None:
     verify_header_bytes(raw)
 
 
-@needs_rfc2047
 def test_only_non_ascii_words_are_encoded() -> None:
     raw = format_header("Subject", "Hello Wörld again")
     assert raw.startswith(b"Subject: Hello =?")
     assert raw.endswith(b"?= again\r\n")
 
 
-@needs_rfc2047
 def test_utf8_subject_raw() -> None:
     raw = format_header("Subject", "Grüße", utf8=True)
     assert raw == "Subject: Grüße\r\n".encode()
 
 
-@needs_rfc2047
 def test_encoded_word_lookalike_is_encoded() -> None:
     value = "A subject=?UTF-8?Q?=0A?=Bcc: injected@example.com"
     raw = format_header("Subject", value)
@@ -329,14 +313,12 @@ def test_encoded_word_lookalike_is_encoded() -> None:
     assert not re.search(rb"\r\n[^ \t]", raw[:-2])
 
 
-@needs_rfc2047
 def test_very_long_word_is_encoded_to_fit() -> None:
     raw = format_header("X-Long", "a" * 5000)
     assert all(len(line) <= 998 for line in lines_of(raw))
     verify_header_bytes(raw)
 
 
-@needs_rfc2047
 def test_non_ascii_display_name_encoded_addr_spec_not() -> None:
     out = format_address(("Jösé Müller", "jose@example.com"))
     assert out.isascii()
@@ -344,7 +326,6 @@ def test_non_ascii_display_name_encoded_addr_spec_not() -> None:
     assert out.startswith("=?")
 
 
-@needs_rfc2047
 def test_control_characters_are_encoded() -> None:
     raw = format_header("Subject", "bell\x07here")
     assert b"\x07" not in raw
@@ -361,12 +342,9 @@ _text = st.text(
 ).map(lambda s: s.strip(" \t"))
 
 
-@needs_rfc2047
 @settings(max_examples=300, deadline=None)
 @given(_text, st.booleans())
 def test_unstructured_round_trip(value: str, utf8: bool) -> None:
-    from smtpproto.message._rfc2047 import decode_words
-
     raw = format_header("Subject", value, utf8=utf8)
     verify_header_bytes(raw)
     if not utf8:
@@ -377,10 +355,7 @@ def test_unstructured_round_trip(value: str, utf8: bool) -> None:
     assert decode_words(text[1:]) == value
 
 
-@needs_rfc2047
 def test_h01_lookalike_decodes_to_literal_text() -> None:
-    from smtpproto.message._rfc2047 import decode_words
-
     value = "A subject=?UTF-8?Q?=0A?=Bcc: injected@example.com"
     raw = format_header("Subject", value)
     decoded = decode_words(unfold(raw)[1:])
@@ -388,7 +363,6 @@ def test_h01_lookalike_decodes_to_literal_text() -> None:
     assert "\n" not in decoded
 
 
-@needs_rfc2047
 @pytest.mark.parametrize(
     "value",
     [
@@ -400,8 +374,6 @@ def test_h01_lookalike_decodes_to_literal_text() -> None:
     ],
 )
 def test_h09_no_line_over_998(value: str) -> None:
-    from smtpproto.message._rfc2047 import decode_words
-
     name = "X-" + "N" * 60
     raw = format_header(name, value)
     assert all(len(line) <= 998 for line in lines_of(raw))

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
+from smtpproto.message._parser import parse
 from smtpproto.message._envelope import EnvelopeError, envelope_from_headers, strip_bcc
 
-HAVE_ADDRESS = importlib.util.find_spec("smtpproto.message._address") is not None
-needs_address = pytest.mark.skipif(
-    not HAVE_ADDRESS, reason="smtpproto.message._address (read path) not present yet"
-)
 
 MSG = (
     b"From: Alice <alice@example.com>\r\n"
@@ -58,14 +53,10 @@ def test_strip_bcc_leaves_attached_message_alone() -> None:
     )
 
 
-@needs_address
 def test_strip_bcc_accepts_message() -> None:
-    from smtpproto.message._parser import parse
-
     assert strip_bcc(parse(MSG)) == strip_bcc(MSG)
 
 
-@needs_address
 def test_envelope_plain() -> None:
     sender, rcpts = envelope_from_headers(MSG)
     assert sender == "alice@example.com"
@@ -80,7 +71,6 @@ def test_envelope_plain() -> None:
     ]
 
 
-@needs_address
 def test_envelope_sender_field_wins_and_dedupe() -> None:
     raw = (
         b"From: a@example.com, b@example.com\r\nSender: s@example.com\r\n"
@@ -91,7 +81,6 @@ def test_envelope_sender_field_wins_and_dedupe() -> None:
     assert rcpts == ["x@Example.COM", "X@example.com"]
 
 
-@needs_address
 def test_envelope_latest_resent_block() -> None:
     raw = (
         b"Resent-From: newest@example.com\r\n"
@@ -112,7 +101,6 @@ def test_envelope_latest_resent_block() -> None:
     )
 
 
-@needs_address
 def test_envelope_resent_blocks_back_to_back_and_resent_sender() -> None:
     raw = (
         b"Resent-Sender: agent@example.com\r\n"
@@ -125,7 +113,6 @@ def test_envelope_resent_blocks_back_to_back_and_resent_sender() -> None:
     assert envelope_from_headers(raw) == ("agent@example.com", ["r1@example.org"])
 
 
-@needs_address
 def test_envelope_errors() -> None:
     with pytest.raises(EnvelopeError):
         envelope_from_headers(b"To: a@b.example\r\n\r\n")
