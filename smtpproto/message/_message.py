@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._charsets import decode_text
 from ._decode import IDENTITY_ENCODINGS, decode_transfer
-from ._defects import Defect
+from ._defects import Defect, DefectKind, Severity
 from ._headers import Header, decode_raw_value, unfold
 from ._params import ParamValue, parse_param_header
 
@@ -39,6 +39,13 @@ RawField = tuple[int, int, int, str, "int | None"]
 
 _INLINE_MEDIA = ("image/", "audio/", "video/")
 
+# Fields that may appear at most once: RFC 5322 section 3.6 (table) and the
+# MIME fields of RFC 2045 / RFC 2183.
+_SINGLETONS = frozenset({
+    "date", "from", "sender", "reply-to", "to", "cc", "bcc", "message-id", "in-reply-to",
+    "references", "subject", "mime-version", "content-type", "content-transfer-encoding",
+    "content-disposition", "content-id"})
+
 
 class Message:
     """One message or MIME part; parse with :func:`smtpproto.message.parse`.
@@ -52,7 +59,8 @@ class Message:
         "_src", "_start", "_hdr_end", "_body_start", "_end", "_raw_fields", "_fields",
         "_kind", "_children", "_parent", "_preamble_end", "_epilogue_start", "_closed",
         "_defects", "_pv", "_ct_seen", "_in_digest", "_dirty", "_hdr_dirty",
-        "_body_retained", "_depth", "_enc_level", "_disp", "_body_checked", "__weakref__",
+        "_body_retained", "_depth", "_enc_level", "_disp", "_body_checked", "_body_decoded",
+        "__weakref__",
     )
 
     def __init__(self) -> None:
@@ -81,6 +89,7 @@ class Message:
         self._enc_level = 0
         self._disp: ParamValue | None = None
         self._body_checked = False
+        self._body_decoded = False
 
     # ------------------------------------------------------------------ headers
 
@@ -355,8 +364,8 @@ class Message:
         defects: list[Defect] = []
         data = decode_transfer(self.raw_body, self.transfer_encoding, defects,
                                None if self._enc_level else self._body_start)
-        if not self._body_checked:
-            self._body_checked = True
+        if not self._body_decoded:
+            self._body_decoded = True
             self._defects.extend(defects)
         return data
 
@@ -461,12 +470,26 @@ class Message:
     def check(self) -> list[Defect]:
         """Decode every header value and body once, then return all defects."""
         for node in self.walk():
+            if node._body_checked:
+                continue
+            seen: set[str] = set()
             for h in node._all_fields():
                 h.value  # noqa: B018 - decoding records the defects
+                if h.lname in _SINGLETONS:
+                    if h.lname in seen:
+                        node._defects.append(Defect(
+                            DefectKind.DUPLICATE_HEADER,
+                            f"{h.name} appears more than once (the first is used)", h.offset,
+                            Severity.WARNING))
+                    seen.add(h.lname)
             node._content_type_pv()
             node._disposition_pv()
             if node._kind == LEAF:
-                node.text()
+                if node.maintype == "text":
+                    node.text()
+                else:
+                    node.decoded_body()
+            node._body_checked = True
         return self.defects
 
     # ------------------------------------------------------------------ output

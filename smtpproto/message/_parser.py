@@ -197,6 +197,21 @@ class _Machine:
             self.fname = ""
             self.pos = line_end
             return True
+        parent = self.cur._parent
+        if start == self.hstart and parent is not None and parent._kind == MESSAGE:
+            # A message/rfc822 part whose body does not start with a header
+            # field is not a message at all: keep it as an opaque leaf.
+            self._defect(parent, DefectKind.INVALID_HEADER_LINE,
+                         "message/rfc822 body is not a message; kept as data", start)
+            parent._kind = LEAF
+            parent._children = []
+            self.frames.pop()
+            self.cur = parent
+            self.mode = _BODY
+            self.region = _R_LEAF
+            self.region_start = self.pos = start
+            self.at_line_start = True
+            return True
         self._defect(self.cur, DefectKind.MISSING_HEADER_BODY_SEPARATOR,
                      "line is not a header field; body starts here", start)
         self._end_headers(start, start)
@@ -292,22 +307,14 @@ class _Machine:
     def _match(self, start: int, line_end: int) -> tuple[int, bool] | None:
         """Which frame's boundary the line at ``start`` is, innermost first."""
         buf, off = self.buf, self.base
-        content_end = line_end
-        if content_end > start and buf[content_end - 1 - off] == 10:
-            content_end -= 1
-            if content_end > start and buf[content_end - 1 - off] == 13:
-                content_end -= 1
         for i in range(len(self.frames) - 1, -1, -1):
             delim = self.frames[i][1]
             if delim is None or not buf.startswith(delim, start - off):
                 continue
-            p = start + len(delim)
-            close = buf.startswith(b"--", p - off)
-            if close:
-                p += 2
-            # RFC 2046 section 5.1.1: only transport padding (WSP) may follow.
-            if p >= content_end or not buf[p - off:content_end - off].strip(b" \t"):
-                return i, close
+            # RFC 2046 section 5.1.1: "it is sufficient that the boundary
+            # appear in its entirety following the CRLF" -- a prefix match;
+            # whatever follows on the line is ignored.
+            return i, buf.startswith(b"--", start + len(delim) - off)
         return None
 
     def _body_step(self, final: bool) -> bool:
@@ -396,12 +403,10 @@ class _Machine:
             if delim is not None:
                 self.ndelims -= 1
                 if not node._children:
-                    self._defect(node, DefectKind.START_BOUNDARY_NOT_FOUND,
-                                 "multipart has no parts", line)
-                    if node._preamble_end < 0:
-                        node._preamble_end = body_end
-                self._defect(node, DefectKind.CLOSE_BOUNDARY_MISSING,
-                             "multipart ended by an outer boundary", line)
+                    self._no_parts(node, line)
+                else:
+                    self._defect(node, DefectKind.CLOSE_BOUNDARY_MISSING,
+                                 "multipart ended by an outer boundary", line)
             node._end = body_end
         frame_node, _delim = self.frames[index]
         if frame_node._preamble_end < 0:
@@ -413,7 +418,7 @@ class _Machine:
             frame_node._closed = True
             if not frame_node._children:
                 self._defect(frame_node, DefectKind.START_BOUNDARY_NOT_FOUND,
-                             "multipart has no parts", line)
+                             "close delimiter before any part", line)
             frame_node._epilogue_start = self._k(line_end)
             self.cur = frame_node
             self.mode = _BODY
@@ -431,20 +436,40 @@ class _Machine:
         end_abs = self.base + len(self.buf)
         self._account(end_abs, False)
         end = self._k(end_abs)
+        self._drop_trailing_empty_part(end)
         while self.frames:
             node, delim = self.frames.pop()
             if delim is not None:
                 if not node._children:
-                    self._defect(node, DefectKind.START_BOUNDARY_NOT_FOUND,
-                                 "no boundary line found in multipart", end_abs)
-                    if node._preamble_end < 0:
-                        node._preamble_end = end
+                    self._no_parts(node, end_abs)
                 else:
                     self._defect(node, DefectKind.CLOSE_BOUNDARY_MISSING,
                                  "multipart has no close delimiter", end_abs)
             node._end = end
         self.ndelims = 0
         self.done = True
+
+    def _no_parts(self, node: Message, pos: int) -> None:
+        # No delimiter line at all: the body is kept as one opaque leaf body
+        # (it cannot be split, and calling it a multipart would hide the data).
+        self._defect(node, DefectKind.START_BOUNDARY_NOT_FOUND,
+                     "no boundary line found in multipart; body kept as one part", pos)
+        node._kind = LEAF
+        node._preamble_end = -1
+
+    def _drop_trailing_empty_part(self, end: int) -> None:
+        # A delimiter line that is the last line of the input (a truncated
+        # message) opens no part; the multipart just lacks its
+        # close delimiter, which _finish reports.
+        node = self.cur
+        parent = node._parent
+        if parent is None or parent._kind != MULTIPART or node._raw_fields or \
+                not parent._children or parent._children[-1] is not node:
+            return
+        if node._start != end:
+            return
+        parent._children.pop()
+        self.cur = parent
 
     def result(self) -> Message:
         """Freeze the source bytes into every part and return the root."""
@@ -484,7 +509,7 @@ def _parse_encoded(root: Message, limits: Limits, counter: list[int]) -> None:
         defects: list[Defect] = []
         data = decode_transfer(node.raw_body, node.transfer_encoding, defects, None)
         node._defects.extend(defects)
-        node._body_checked = True
+        node._body_decoded = True
         machine = _Machine(limits, None, data, base_depth=node._depth + 1,
                            enc_level=node._enc_level + 1, counter=counter, offsets=False)
         machine.run(True)
