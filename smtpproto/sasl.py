@@ -1639,6 +1639,18 @@ class AuthClient:
         initial = self.mechanism.initial_response() if self._use_ir else None
         return self.mechanism.name, encode_initial_response(initial)
 
+    def command_bytes(self) -> tuple[str, bytes | None]:
+        """Like :meth:`command`, with the initial response decoded (for an ``Auth`` event)."""
+        if self._started:
+            raise SaslError("AUTH already sent")
+        self._started = True
+        initial = self.mechanism.initial_response() if self._use_ir else None
+        return self.mechanism.name, initial
+
+    def answer(self, text: str) -> bytes:
+        """Like :meth:`challenge`, returning the decoded answer (for an ``AuthResponse`` event)."""
+        return base64.b64decode(self.challenge(text))
+
     def challenge(self, text: str) -> str:
         """Answer the text of a 334 line; returns the line to send (no CRLF).
 
@@ -1782,6 +1794,26 @@ class AuthServer:
             randbytes=self._randbytes,
         )
         return self._wrap(self._current.start(data))
+
+    def begin(self, mechanism: str, initial_response: bytes | None) -> AuthStep:
+        """Like :meth:`start`, with the initial response already decoded
+        (as an ``Auth`` event carries it; ``b""`` for ``=``)."""
+        text = None if initial_response is None else (encode_initial_response(initial_response))
+        return self.start(mechanism, text)
+
+    def step(self, data: bytes) -> AuthStep:
+        """Like :meth:`respond`, with the client's answer already decoded (``AuthResponse.data``)."""
+        current = self._current
+        if current is None:
+            raise SaslError("no AUTH exchange in progress")
+        return self._wrap(current.step(data))
+
+    def cancel(self) -> AuthStep:
+        """The client sent ``*`` (``AuthResponse(cancelled=True)``): 501 5.7.0."""
+        current = self._current
+        if current is None:
+            raise SaslError("no AUTH exchange in progress")
+        return self._wrap(current.cancel())
 
     def respond(self, line: str | bytes) -> AuthStep:
         """Handle the client's line in answer to a 334 (without CRLF)."""

@@ -961,3 +961,52 @@ def test_scram_keys_not_in_repr() -> None:
         assert repr(blob) not in text
         assert base64.b64encode(blob).decode() not in text
         assert blob.hex() not in text
+
+
+# --------------------------------------------------------------------------
+# Decoded-bytes entry points (what the core's Auth / AuthResponse events carry)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_PASSWORD + ["XOAUTH2", "OAUTHBEARER"])
+def test_round_trip_with_decoded_payloads(name: str) -> None:
+    server = make_server()
+    client = AuthClient(make_client(name), tls_active=True)
+    mech, initial = client.command_bytes()
+    step = server.begin(mech, initial)
+    while not step.final:
+        step = server.step(client.answer(step.text))
+    assert step.code == 235
+    client.success()
+
+
+def test_decoded_cancel_and_misuse() -> None:
+    server = make_server()
+    assert server.begin("LOGIN", None).code == 334
+    step = server.cancel()
+    assert (step.code, step.enhanced) == (501, "5.7.0")
+    with pytest.raises(SaslError):
+        server.step(b"x")
+    with pytest.raises(SaslError):
+        server.cancel()
+    # "=" (an empty initial response) is a malformed PLAIN message...
+    assert (server.begin("PLAIN", b"").code, server.begin("PLAIN", b"").enhanced) == (501, "5.5.2")
+    # ...but a valid EXTERNAL one (no authzid).
+    assert server.begin("EXTERNAL", b"").success == Success("alice", None, "EXTERNAL")
+    client = AuthClient(make_client("PLAIN"), tls_active=True)
+    client.command_bytes()
+    with pytest.raises(SaslError):
+        client.command_bytes()
+
+
+def test_docs_auth_examples_run() -> None:
+    """Every ```python block of docs/auth.md runs as written."""
+    import pathlib
+    import re as _re
+
+    doc = pathlib.Path(__file__).resolve().parent.parent / "docs" / "auth.md"
+    blocks = _re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), _re.S)
+    assert len(blocks) >= 5
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), namespace)
