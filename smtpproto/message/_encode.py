@@ -390,9 +390,12 @@ def _parse_address_string(value: str) -> list[AddressLike | GroupLike]:
     parser = getattr(_address, "parse_address_list", None)
     if parser is None:  # pragma: no cover - depends on the read path's API
         raise HeaderError("address parsing is unavailable; pass Address objects instead")
-    result = parser(value)
-    items = getattr(result, "addresses", result)
-    return list(items)
+    defects: list[object] = []
+    items = list(parser(value, defects))
+    if defects:
+        # Writing must not silently drop or guess: refuse what the reader flags.
+        raise HeaderError(f"cannot write address list {value!r}: {defects[0]}")
+    return items
 
 
 # --------------------------------------------------------------------------- addresses
@@ -433,7 +436,7 @@ def _format_addr_spec(addr_spec: str, utf8: bool) -> str:
         if not (addr_spec.startswith('"') and _QUOTED_LOCAL.match(addr_spec)):
             raise HeaderError(f"invalid addr-spec {addr_spec!r}")
     if not addr_spec:
-        return ""
+        raise HeaderError("empty addr-spec")
     local, at, domain = addr_spec.rpartition("@")
     if not at:
         raise HeaderError(f"addr-spec {addr_spec!r} has no domain")
@@ -490,8 +493,6 @@ def format_address(addr: AddressInput, *, utf8: bool = False) -> str:
     spec = _format_addr_spec(addr_spec, utf8)
     if display:
         return f"{_format_phrase(display, utf8)} <{spec}>"
-    if not spec:
-        return "<>"
     return spec
 
 

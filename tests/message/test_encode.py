@@ -378,3 +378,23 @@ def test_h09_no_line_over_998(value: str) -> None:
     raw = format_header(name, value)
     assert all(len(line) <= 998 for line in lines_of(raw))
     assert decode_words(unfold(raw)[1:]) == value
+
+
+def test_address_header_string_with_non_ascii_is_reformatted() -> None:
+    from smtpproto.message._parser import parse
+
+    raw = format_header("To", "Jörg Müller <joerg@example.com>, plain@example.org")
+    assert raw.isascii()
+    assert b"<joerg@example.com>" in raw and b"plain@example.org" in raw
+    addrs = parse(raw + b"\r\n").addresses("To")
+    assert [(a.display_name, a.addr_spec) for a in addrs] == [  # type: ignore[union-attr]
+        ("Jörg Müller", "joerg@example.com"),
+        (None, "plain@example.org"),
+    ]
+    with pytest.raises(HeaderError):
+        format_header("To", "Jörg without an address")
+
+
+def test_address_header_string_utf8_kept_raw() -> None:
+    raw = format_header("From", "Jörg <jörg@example.com>", utf8=True)
+    assert raw == "From: Jörg <jörg@example.com>\r\n".encode()
