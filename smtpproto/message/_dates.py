@@ -23,7 +23,7 @@ _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 _ZONES = {"ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5,
           "mst": -7, "mdt": -6, "pst": -8, "pdt": -7}
 _COMMENT = re.compile(r"\([^()]*\)")
-_TIME = re.compile(r"(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?\Z")
+_TIME = re.compile(r"(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,6})?)?\Z")
 _NUMZONE = re.compile(r"([+-])(\d\d)(\d\d)\Z")
 _SPLIT = re.compile(r"[\s,]+")
 

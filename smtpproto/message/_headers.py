@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from ._defects import Defect, DefectKind, Severity
-from ._rfc2047 import decode_words
+from ._rfc2047 import decode_words, remove_folds_in_words
 
 __all__ = ["Header", "unfold", "decode_raw_value", "decode_unstructured"]
 
@@ -42,7 +42,8 @@ def decode_raw_value(raw: bytes, defects: list[Defect] | None = None,
 def decode_unstructured(raw: bytes, defects: list[Defect] | None = None,
                         offset: int | None = None) -> str:
     """Decode an unstructured value (RFC 5322 section 3.2.5): unfold, then RFC 2047."""
-    return decode_words(unfold(decode_raw_value(raw, defects, offset)), defects)
+    text = decode_raw_value(raw, defects, offset)
+    return decode_words(unfold(remove_folds_in_words(text)), defects)
 
 
 class Header:
@@ -103,7 +104,8 @@ class Header:
 
     def text(self) -> str:
         """The unfolded value as text, encoded-words left alone (for structured parsers)."""
-        return unfold(decode_raw_value(self.raw_value, self.defects, self.offset))
+        return unfold(remove_folds_in_words(
+            decode_raw_value(self.raw_value, self.defects, self.offset)))
 
     def __repr__(self) -> str:
         return f"Header({self.name!r}, {self.raw_value!r})"

@@ -147,7 +147,7 @@ class Message:
             for s, c, e, n, o in self._raw_fields:
                 if n.lower() == lname:
                     raw = bytes(src[c + 1:e])
-                    return unfold(decode_raw_value(raw.rstrip(b"\r\n")))
+                    return unfold(decode_raw_value(raw.rstrip(b"\r\n")))  # noqa: E501
             return None
         for h in self._fields:
             if h.lname == lname:

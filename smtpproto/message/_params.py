@@ -198,6 +198,15 @@ def _combine(raw: list[tuple[str, str, bool]], result: ParamValue) -> None:
                 if lang:
                     result.languages[base] = lang
                 charset = charset or None
+            if encoded and pos and charset and value.lower().startswith(charset.lower() + "'"):
+                # Broken encoders repeat "charset'" (and a language) on every
+                # section; RFC 2231 section 4.1 puts it on the first only.
+                value = value[len(charset) + 1:]
+                if value.count("'") == 1 and "%" not in value.split("'", 1)[0]:
+                    value = value.split("'", 1)[1]
+                result.defects.append(Defect(DefectKind.INVALID_PARAMETER,
+                                             f"charset repeated in section of {base!r}",
+                                             None, Severity.WARNING))
             if encoded:
                 data += urllib.parse.unquote_to_bytes(value)
             else:

@@ -100,8 +100,10 @@ def parse_received(text: str, defects: list[Defect] | None = None) -> Received:
         i += 1
     from_ = values.get("from")
     from_ip = rdns = helo = None
-    if from_ and from_.startswith("[") and from_.endswith("]"):
-        from_ip = from_[1:-1].removeprefix("IPv6:")
+    if from_ and from_.startswith("[") and "]" in from_:
+        # "[ip]" or "[ip]:port": an address literal (RFC 5321 section 4.1.3)
+        from_ip = from_[1:from_.index("]")].removeprefix("IPv6:")
+        from_ = from_[:from_.index("]") + 1]
     if from_comment is not None:
         m = _IP.search(from_comment)
         if m is not None and from_ip is None:

@@ -13,7 +13,7 @@ import re
 from ._charsets import decode_text, lookup_charset
 from ._defects import Defect, DefectKind, Severity
 
-__all__ = ["decode_words", "encode_words", "has_encoded_word"]
+__all__ = ["decode_words", "encode_words", "has_encoded_word", "remove_folds_in_words"]
 
 # RFC 2047 section 2: encoded-word = "=?" charset "?" encoding "?" encoded-text "?="
 # The charset may carry an RFC 2231 section 5 language suffix ("utf-8*en").
@@ -52,6 +52,17 @@ def _b_decode(text: str) -> tuple[bytes, bool]:
         return b"", False
 
 
+_FOLD_IN_WORD = re.compile(r"=\?[^?\s]{1,80}\?[QqBb]\?[^?]*\?=")
+_FOLD = re.compile(r"\r?\n[ \t]+")
+
+
+def remove_folds_in_words(text: str) -> str:
+    """Delete line folds that fall inside an encoded-word (mailers fold there)."""
+    if "\n" not in text or "=?" not in text:
+        return text
+    return _FOLD_IN_WORD.sub(lambda m: _FOLD.sub("", m.group()), text)
+
+
 def decode_words(text: str, defects: list[Defect] | None = None) -> str:
     """Decode every encoded-word in an (already unfolded) header text.
 
@@ -82,11 +93,11 @@ def decode_words(text: str, defects: list[Defect] | None = None) -> str:
             flush()
             out.append(gap)
         charset = m.group(1).split("*", 1)[0]
-        payload = _WS.sub("", m.group(3))
         if m.group(2) in "Qq":
-            data = _q_decode(payload)
+            # Spaces are illegal in Q text but common; keep them as spaces.
+            data = _q_decode(m.group(3))
         else:
-            data, ok = _b_decode(payload)
+            data, ok = _b_decode(_WS.sub("", m.group(3)))
             if not ok and defects is not None:
                 defects.append(Defect(DefectKind.INVALID_ENCODED_WORD,
                                       "badly padded base64 in encoded-word", None,
