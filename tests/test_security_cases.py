@@ -1,0 +1,804 @@
+"""SECURITY-CASES.md, protocol rows (S-, T-, P-, C-, R-, F-): one test per row id.
+
+Every server/client case that feeds bytes is a :class:`Scenario` and also runs
+under F-02: the row's input fed whole, one byte per ``receive_data()``, and split
+at every index (seeded samples of split points for inputs over 256 octets).  The
+event sequence (after :func:`pair.strip`) and the outbound bytes must be the same
+for every split.
+
+The server side is driven by a small "application" that answers every command
+the way a permissive MTA would (or with the core's suggested reply for refused
+commands).  Segments model TCP writes of the peer: all the octets of one segment
+have arrived before the application answers anything (the worst case for
+pipelining synchronization), and the row's "waiting for each reply" is modelled
+by separate segments.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence, Union
+
+import pytest
+
+from pair import strip
+from smtpproto import (
+    NEED_DATA,
+    PAUSED,
+    Auth,
+    Bdat,
+    Config,
+    Connection,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    InvalidCommand,
+    LocalProtocolError,
+    Mail,
+    MessageData,
+    MessageRejected,
+    Noop,
+    Quit,
+    Rcpt,
+    RemoteProtocolError,
+    Reply,
+    Role,
+    Rset,
+    StartTLS,
+    State,
+    TLSRequiredError,
+    UnknownCommand,
+    Vrfy,
+)
+
+# --------------------------------------------------------------------------- harness
+
+#: What the server advertises unless a scenario says otherwise.
+CAPS: tuple[str, ...] = ("PIPELINING", "CHUNKING", "SIZE 10485760", "STARTTLS", "SMTPUTF8", "8BITMIME")
+CAPS_NO_TLS: tuple[str, ...] = ("PIPELINING", "CHUNKING", "SIZE 10485760", "SMTPUTF8", "8BITMIME")
+GREETING = Reply(code=220, lines=["mx.example ESMTP"])
+
+#: The "…" prefix of SECURITY-CASES.md, one command per segment.
+PREFIX: tuple[bytes, ...] = (
+    b"EHLO c.example\r\n",
+    b"MAIL FROM:<a@x.example>\r\n",
+    b"RCPT TO:<b@y.example>\r\n",
+    b"DATA\r\n",
+)
+PREFIX_EVENTS: list[object] = [
+    Ehlo(domain="c.example"),
+    Mail(reverse_path="a@x.example"),
+    Rcpt(forward_path="b@y.example"),
+    Data(),
+]
+
+
+class _Marker:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+#: Step: the adapter reports the TLS handshake done (``tls_established()``).
+TLS_UP = _Marker("TLS_UP")
+#: Step: the peer closes (``receive_data(b"")``).
+EOF = _Marker("EOF")
+#: Step: the server application sends its greeting (for scenarios with greet=False).
+GREET = _Marker("GREET")
+
+Step = Union[bytes, _Marker]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Transcript entry: a reply the server application sent."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Raised:
+    """Transcript entry: next_event() raised RemoteProtocolError (its reply, if any)."""
+
+    reply: Reply | None
+
+
+def ok_reply(owed: Event, caps: Sequence[str]) -> Reply:
+    """The permissive application's answer to ``owed``."""
+    if isinstance(owed, (InvalidCommand, UnknownCommand, MessageRejected)):
+        return owed.reply
+    if isinstance(owed, Ehlo):
+        return Reply(code=250, lines=["mx.example", *caps])
+    if isinstance(owed, Helo):
+        return Reply(code=250, lines=["mx.example"])
+    if isinstance(owed, Mail):
+        return Reply(code=250, lines=["Ok"], enhanced_status="2.1.0")
+    if isinstance(owed, Rcpt):
+        return Reply(code=250, lines=["Ok"], enhanced_status="2.1.5")
+    if isinstance(owed, Data):
+        return Reply(code=354, lines=["End data with <CR><LF>.<CR><LF>"])
+    if isinstance(owed, StartTLS):
+        return Reply(code=220, lines=["Ready to start TLS"], enhanced_status="2.0.0")
+    if isinstance(owed, Quit):
+        return Reply(code=221, lines=["Bye"], enhanced_status="2.0.0")
+    if isinstance(owed, Vrfy):
+        return Reply(code=252, lines=["maybe"], enhanced_status="2.0.0")
+    if isinstance(owed, Help):
+        return Reply(code=214, lines=["see RFC 5321"], enhanced_status="2.0.0")
+    if isinstance(owed, Auth):
+        return Reply(code=535, lines=["no"], enhanced_status="5.7.8")
+    return Reply(code=250, lines=["Ok"], enhanced_status="2.0.0")
+
+
+@dataclass
+class Scenario:
+    """A server (or client) byte-feeding case of one row."""
+
+    id: str
+    steps: tuple[Step, ...]
+    config: Config = field(default_factory=Config)
+    caps: tuple[str, ...] = CAPS
+    role: Role = Role.SERVER
+    greet: bool = True
+    #: client scenarios: a function driving the client (see ``drive_client``).
+    client_script: "Callable[[ClientDriver], None] | None" = None
+
+
+@dataclass
+class Run:
+    transcript: list[object]
+    out: bytes
+    conn: Connection
+
+
+Splitter = Callable[[bytes], list[bytes]]
+
+
+def whole(data: bytes) -> list[bytes]:
+    return [data]
+
+
+def bytewise(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+def split_at(i: int) -> Splitter:
+    def split(data: bytes) -> list[bytes]:
+        if 0 < i < len(data):
+            return [data[:i], data[i:]]
+        return [data]
+
+    return split
+
+
+def normalize(transcript: list[object]) -> list[object]:
+    """strip() plus dropping PAUSED (how often it shows depends on chunking)."""
+    return strip([e for e in transcript if e is not PAUSED])  # type: ignore[misc]
+
+
+def drive_server(sc: Scenario, splitter: Splitter = whole) -> Run:
+    conn = Connection(Role.SERVER, sc.config)
+    transcript: list[object] = []
+    out = bytearray()
+    dead = False
+
+    def drain(answer: bool) -> None:
+        nonlocal dead
+        while not dead:
+            try:
+                ev = conn.next_event()
+            except RemoteProtocolError as exc:
+                transcript.append(Raised(exc.reply))
+                if exc.reply is not None:
+                    out.extend(conn.send(exc.reply))
+                dead = True
+                return
+            if ev is NEED_DATA:
+                transcript.append(ev)
+                return
+            if ev is PAUSED:
+                owed = conn.reply_owed
+                if not answer or owed is None:
+                    transcript.append(ev)
+                    return
+                caps = sc.caps
+                if conn.tls_active:
+                    caps = tuple(c for c in caps if c != "STARTTLS")  # RFC 3207 §4.2
+                reply = ok_reply(owed, caps)
+                transcript.append(Sent(reply))
+                out.extend(conn.send(reply))
+                continue
+            transcript.append(ev)
+            if isinstance(ev, ConnectionClosed):
+                dead = True
+                return
+
+    if sc.greet:
+        out.extend(conn.send(GREETING))
+    for step in sc.steps:
+        if dead:
+            break
+        if step is TLS_UP:
+            if conn.state is State.TLS:
+                conn.tls_established()
+                transcript.append(TLS_UP)
+            continue
+        if step is GREET:
+            out.extend(conn.send(GREETING))
+            drain(True)
+            continue
+        if step is EOF:
+            conn.receive_data(b"")
+            drain(True)
+            continue
+        assert isinstance(step, bytes)
+        for chunk in splitter(step):
+            if dead:
+                break
+            conn.receive_data(chunk)
+            drain(False)
+        drain(True)
+    return Run(transcript, bytes(out), conn)
+
+
+class ClientDriver:
+    """Runs a client script: ``feed()`` server bytes, ``send()`` events."""
+
+    def __init__(self, config: Config, splitter: Splitter) -> None:
+        self.conn = Connection(Role.CLIENT, config)
+        self.splitter = splitter
+        self.transcript: list[object] = []
+        self.out = bytearray()
+        self.dead = False
+
+    def send(self, event: Event) -> bytes:
+        data = self.conn.send(event)
+        self.out.extend(data)
+        return data
+
+    def feed(self, data: bytes) -> None:
+        chunks = [b""] if data == b"" else self.splitter(data)
+        for chunk in chunks:
+            if self.dead:
+                return
+            self.conn.receive_data(chunk)
+            while True:
+                try:
+                    ev = self.conn.next_event()
+                except RemoteProtocolError:
+                    self.transcript.append(Raised(None))
+                    self.dead = True
+                    return
+                self.transcript.append(ev)
+                if ev is NEED_DATA or ev is PAUSED or isinstance(ev, ConnectionClosed):
+                    break
+
+    def replies(self) -> list[Reply]:
+        return [e for e in self.transcript if isinstance(e, Reply)]
+
+
+def drive_client(sc: Scenario, splitter: Splitter = whole) -> Run:
+    assert sc.client_script is not None
+    d = ClientDriver(sc.config, splitter)
+    sc.client_script(d)
+    return Run(d.transcript, bytes(d.out), d.conn)
+
+
+def drive(sc: Scenario, splitter: Splitter = whole) -> Run:
+    if sc.role is Role.CLIENT:
+        return drive_client(sc, splitter)
+    return drive_server(sc, splitter)
+
+
+def events_of(run: Run) -> list[object]:
+    """The normalized transcript without the application's replies."""
+    return [e for e in normalize(run.transcript) if not isinstance(e, Sent)]
+
+
+def sent(run: Run) -> list[Reply]:
+    return [e.reply for e in run.transcript if isinstance(e, Sent)]
+
+
+def messages(run: Run) -> list[object]:
+    """End-of-content events: one per real end of data."""
+    return [e for e in run.transcript if isinstance(e, (EndOfMessage, MessageRejected))]
+
+
+def content(run: Run) -> bytes:
+    return b"".join(e.data for e in run.transcript if isinstance(e, MessageData))
+
+
+def after_prefix(run: Run) -> list[object]:
+    evs = events_of(run)
+    assert evs[: len(PREFIX_EVENTS)] == PREFIX_EVENTS, evs
+    return evs[len(PREFIX_EVENTS) :]
+
+
+def wire_replies(out: bytes) -> list[tuple[int, str | None]]:
+    """(code, enhanced status) of every final reply line in ``out``."""
+    res = []
+    for line in out.split(b"\r\n"):
+        m = re.match(rb"(\d{3}) (?:(\d\.\d{1,3}\.\d{1,3}) )?", line + b" ")
+        if m:
+            res.append((int(m.group(1)), m.group(2).decode() if m.group(2) else None))
+    return res
+
+
+def server_scenario(id: str, *body: Step, prefix: Sequence[Step] = PREFIX, **kw: object) -> Scenario:
+    return Scenario(id=id, steps=(*prefix, *body), **kw)  # type: ignore[arg-type]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(sc: Scenario) -> Scenario:
+    assert sc.id not in SCENARIOS, sc.id
+    SCENARIOS[sc.id] = sc
+    return sc
+
+
+REJECT = Config()
+NORMALIZE = Config(bare_newline="normalize")
+
+
+def runs(sc: Scenario) -> list[Run]:
+    """The scenario fed whole and byte by byte (row tests assert on both;
+    test_F02 checks every split for identity)."""
+    return [drive(sc, whole), drive(sc, bytewise)]
+
+
+COMMANDS = (Ehlo, Helo, Mail, Rcpt, Data, Bdat, Rset, Noop, Quit, Vrfy, Expn, Help, StartTLS, Auth)
+
+
+def assert_no_command_after_data(run: Run) -> None:
+    """No byte of the body is parsed as a command: between the 354 and the end
+    of content there is nothing but MessageData, and after it nothing at all
+    (the rows' bodies end at the real end of data)."""
+    evs = after_prefix(run)
+    assert not [e for e in evs if isinstance(e, COMMANDS + (InvalidCommand, UnknownCommand))], evs
+
+
+def assert_strict_reject(run: Run, reasons: set[str], text: str) -> None:
+    """strict policy: one MessageRejected at the real end of data with
+    550 5.5.2 (Postfix wording), nothing delivered, nothing parsed as command."""
+    assert_no_command_after_data(run)
+    ends = messages(run)
+    assert len(ends) == 1, ends
+    rej = ends[0]
+    assert isinstance(rej, MessageRejected), rej
+    assert rej.reason in reasons
+    assert rej.reply.code == 550 and rej.reply.enhanced_status == "5.5.2"
+    assert text in rej.reply.text
+    assert not [e for e in run.transcript if isinstance(e, EndOfMessage)]
+    assert sent(run)[-1] == rej.reply
+    assert run.out.endswith(b"550 5.5.2 " + rej.reply.lines[0].encode() + b"\r\n")
+    assert run.conn.state is State.READY  # the session goes on after the refusal
+
+
+def assert_delivered(run: Run, body: bytes) -> None:
+    assert_no_command_after_data(run)
+    ends = messages(run)
+    assert ends == [EndOfMessage()], ends
+    assert content(run) == body
+    assert run.out.endswith(b"250 2.0.0 Ok\r\n")
+
+
+# --------------------------------------------------------------------------- S: smuggling
+
+S01_BODY = (
+    b"Subject: a\r\n\r\nbody\n.\nMAIL FROM:<admin@victim.example>\r\nRCPT TO:<b@y.example>\r\n"
+    b"DATA\r\nFrom: admin@victim.example\r\n\r\nspoof\r\n.\r\n"
+)
+S01 = scenario(server_scenario("S-01", S01_BODY))
+S01N = scenario(server_scenario("S-01/normalize", S01_BODY, config=NORMALIZE))
+
+
+def test_S01_lf_dot_lf_is_not_end_of_data() -> None:
+    for run in runs(S01):
+        assert_strict_reject(run, {"bare-lf"}, "bare <LF> received")
+    for run in runs(S01N):
+        assert_no_command_after_data(run)
+        assert len(messages(run)) == 1 and isinstance(messages(run)[0], EndOfMessage)
+        body = content(run)
+        assert b"MAIL FROM:<admin@victim.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n" in body
+        assert body.endswith(b"spoof\r\n")
+        assert b"\n" not in body.replace(b"\r\n", b"")  # never a bare LF onward
+
+
+S02_BODY = b"Subject: a\r\n\r\nTesting\n.\r\nNO SMUGGLING\r\n.\r\n"
+S02 = scenario(server_scenario("S-02", S02_BODY))
+S02N = scenario(server_scenario("S-02/normalize", S02_BODY, config=NORMALIZE))
+
+
+def test_S02_lf_dot_crlf_is_not_end_of_data() -> None:
+    for run in runs(S02):
+        assert_strict_reject(run, {"bare-lf"}, "bare <LF> received")
+    for run in runs(S02N):
+        assert_no_command_after_data(run)
+        assert messages(run) == [EndOfMessage()]
+        body = content(run)
+        assert body.startswith(b"Subject: a\r\n\r\nTesting\r\n")
+        assert body.endswith(b"\r\nNO SMUGGLING\r\n")
+        assert b"\n" not in body.replace(b"\r\n", b"")
+
+
+S03 = scenario(server_scenario("S-03", b"body\r\n.\nMAIL FROM:<x@x>\r\n", b"\r\n.\r\n"))
+
+
+def test_S03_crlf_dot_lf_is_not_end_of_data() -> None:
+    for run in runs(S03):
+        assert_strict_reject(run, {"bare-lf"}, "bare <LF> received")
+
+
+S04 = scenario(server_scenario("S-04", b"body\r.\rMAIL FROM:<x@x>\r\n", b"\r\n.\r\n"))
+
+
+def test_S04_cr_dot_cr_is_not_end_of_data() -> None:
+    for run in runs(S04):
+        assert_strict_reject(run, {"bare-cr"}, "bare <CR> received")
+
+
+S05 = scenario(server_scenario("S-05", b"body\r.\n", b"\r\n.\r\n"))
+
+
+def test_S05_cr_dot_lf_is_not_end_of_data() -> None:
+    # Both a bare CR and a bare LF; the core reports one reason (the reply is
+    # 550 5.5.2 either way).
+    for run in runs(S05):
+        assert_strict_reject(run, {"bare-cr", "bare-lf"}, "received")
+
+
+S06A = scenario(server_scenario("S-06a", b"body\n.\r", b"\r\n.\r\n"))
+S06B = scenario(server_scenario("S-06b", b"body\r.\r\n", b"\r\n.\r\n"))
+
+
+def test_S06_lf_dot_cr_and_cr_dot_crlf_are_not_end_of_data() -> None:
+    for run in runs(S06A):
+        assert_strict_reject(run, {"bare-lf", "bare-cr"}, "received")
+    for run in runs(S06B):
+        # b"body\r." is one line holding a bare CR, not a line end.
+        assert_strict_reject(run, {"bare-cr"}, "bare <CR> received")
+
+
+S07 = scenario(server_scenario("S-07", b"body\r\n.\rMAIL FROM:<x@x>\r\n", b"\r\n.\r\n"))
+
+
+def test_S07_crlf_dot_cr_is_not_end_of_data() -> None:
+    for run in runs(S07):
+        assert_strict_reject(run, {"bare-cr"}, "bare <CR> received")
+
+
+S10 = scenario(server_scenario("S-10", b"..\r\n.foo\r\n...\r\n.\r\n"))
+
+
+def test_S10_dot_stuffing_is_undone() -> None:
+    for run in runs(S10):
+        assert_delivered(run, b".\r\nfoo\r\n..\r\n")
+
+
+S11 = scenario(server_scenario("S-11", b".\r\n"))
+
+
+def test_S11_dot_right_after_354_is_an_empty_message() -> None:
+    for run in runs(S11):
+        assert after_prefix(run) == [EndOfMessage()]  # no MessageData at all
+        assert_delivered(run, b"")
+
+
+S12_SEGMENT = (
+    b"\r\n.\r\nMAIL FROM:<admin@victim.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+    b"From: admin@victim.example\r\n\r\nspoof\r\n.\r\n"
+)
+S12 = scenario(server_scenario("S-12", b"Subject: a\r\n\r\nbody", S12_SEGMENT))
+S12_NOPIPE = scenario(
+    server_scenario("S-12/no-pipelining", b"Subject: a\r\n\r\nbody", S12_SEGMENT,
+                    caps=tuple(c for c in CAPS if c != "PIPELINING"))
+)
+
+
+def test_S12_data_pipelined_with_its_content_is_a_sync_error() -> None:
+    for run in runs(S12):
+        evs = after_prefix(run)
+        # The real message, once; then MAIL and RCPT (PIPELINING allows them)...
+        assert evs[:4] == [MessageData(data=b"Subject: a\r\n\r\nbody\r\n"), EndOfMessage(),
+                           Mail(reverse_path="admin@victim.example"), Rcpt(forward_path="b@y.example")]
+        # ... but bytes after DATA arrived before our 354: 554 5.5.0 and close.
+        assert evs[-1] == Raised(Reply(code=554, lines=["Error: SMTP protocol synchronization"],
+                                       enhanced_status="5.5.0"))
+        assert len(messages(run)) == 1
+        assert not any(isinstance(s, Reply) and s.code == 354 for s in sent(run)[4:])
+        assert run.out.endswith(b"554 5.5.0 Error: SMTP protocol synchronization\r\n")
+        assert run.conn.state is State.ERROR
+    for run in runs(S12_NOPIPE):
+        evs = after_prefix(run)
+        # Without PIPELINING even MAIL must not be pipelined behind the end of data.
+        assert evs == [MessageData(data=b"Subject: a\r\n\r\nbody\r\n"), EndOfMessage(),
+                       Raised(Reply(code=554, lines=["Error: SMTP protocol synchronization"],
+                                    enhanced_status="5.5.0"))]
+
+
+S13_CHUNK = b"x\r\n.\r\nMAIL FROM:<a>\r\n"  # the row's bytes: 21 octets
+S13_BDAT = b"BDAT %d LAST\r\n" % len(S13_CHUNK)
+S13 = scenario(server_scenario("S-13", S13_BDAT + S13_CHUNK, b"QUIT\r\n", prefix=PREFIX[:3]))
+S13_NOCHUNKING = scenario(
+    server_scenario("S-13/no-chunking", S13_BDAT + S13_CHUNK, b"QUIT\r\n", prefix=PREFIX[:3],
+                    caps=tuple(c for c in CAPS if c != "CHUNKING"))
+)
+S13_BIG = 70_000
+S13_OVERSIZE = scenario(
+    server_scenario("S-13/oversize", b"BDAT %d LAST\r\n" % S13_BIG + b"y" * S13_BIG, b"QUIT\r\n",
+                    prefix=PREFIX[:3], config=Config(max_message_size=65536),
+                    caps=("PIPELINING", "CHUNKING", "SIZE 65536"))
+)
+
+QUIT_TAIL = [Quit(), ConnectionClosed()]
+
+
+def test_S13_bdat_chunk_is_opaque() -> None:
+    for run in runs(S13):
+        evs = after_prefix_n(run, 3)
+        assert evs == [Bdat(size=len(S13_CHUNK), last=True), MessageData(data=S13_CHUNK),
+                       EndOfMessage(), *QUIT_TAIL]
+        assert run.out.endswith(b"250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n")
+    for run in runs(S13_NOCHUNKING):
+        # CHUNKING not advertised: 502, and the announced octets are still not commands.
+        evs = after_prefix_n(run, 3)
+        assert len(evs) == 3 and evs[1:] == QUIT_TAIL, evs
+        assert isinstance(evs[0], InvalidCommand)
+        assert (evs[0].reply.code, evs[0].reply.enhanced_status) == (502, "5.5.1")
+    for run in runs(S13_OVERSIZE):
+        evs = after_prefix_n(run, 3)
+        assert len(evs) == 3 and evs[1:] == QUIT_TAIL, evs
+        assert isinstance(evs[0], InvalidCommand)  # drained, then refused
+        assert (evs[0].reply.code, evs[0].reply.enhanced_status) == (552, "5.3.4")
+        assert content(run) == b""
+
+
+def after_prefix_n(run: Run, n: int) -> list[object]:
+    evs = events_of(run)
+    assert evs[:n] == PREFIX_EVENTS[:n], evs
+    return evs[n:]
+
+
+S14_BODY = b"Subject: a\r\n\r\nhello\nworld\r\n.\r\n"
+S14 = scenario(server_scenario("S-14", S14_BODY))
+S14N = scenario(server_scenario("S-14/normalize", S14_BODY, config=NORMALIZE))
+
+
+def test_S14_bare_lf_in_body() -> None:
+    for run in runs(S14):
+        assert_strict_reject(run, {"bare-lf"}, "bare <LF> received")
+    for run in runs(S14N):
+        assert_delivered(run, b"Subject: a\r\n\r\nhello\r\nworld\r\n")
+
+
+S15 = scenario(Scenario(id="S-15", steps=(b"EHLO c.example\nMAIL FROM:<a@x.example>\r\n",)))
+S15_NOSYNC = scenario(Scenario(id="S-15/no-sync", steps=(b"EHLO c.example\nMAIL FROM:<a@x.example>\r\n",),
+                               config=Config(enforce_pipelining_sync=False)))
+BARE_LF_CMD = Reply(code=500, lines=["Error: bare <LF> received"], enhanced_status="5.5.2")
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: the synchronization check pre-empts the bare-LF refusal "
+                   "when the row's bytes arrive in one read (554 instead of 500 5.5.2)")
+def test_S15_bare_lf_in_command_line() -> None:
+    for run in runs(S15):
+        evs = events_of(run)
+        assert not [e for e in evs if isinstance(e, COMMANDS)], evs
+        first = evs[0]
+        assert isinstance(first, InvalidCommand) and first.reply == BARE_LF_CMD, evs
+
+
+def test_S15_bare_lf_in_command_line_without_sync_enforcement() -> None:
+    # The same bytes with the RFC 2920 check off isolate the bare-LF rule: the
+    # EHLO line is refused with 500 5.5.2 and counted, nothing of it executed;
+    # the following line is a separate (out of sequence) command.
+    for run in runs(S15_NOSYNC):
+        evs = events_of(run)
+        assert not [e for e in evs if isinstance(e, COMMANDS)], evs
+        assert len(evs) == 2, evs
+        assert isinstance(evs[0], InvalidCommand) and evs[0].reply == BARE_LF_CMD
+        assert isinstance(evs[1], InvalidCommand) and evs[1].reply.code == 503
+        assert run.conn.error_count == 2
+        assert run.conn.state is State.HELLO
+
+
+S16 = scenario(server_scenario("S-16", b"MAIL FROM:<attacker\rX-Pwned: 1>\r\n", prefix=PREFIX[:1]))
+
+
+def test_S16_bare_cr_in_envelope_address() -> None:
+    for run in runs(S16):
+        evs = after_prefix_n(run, 1)
+        assert len(evs) == 1 and isinstance(evs[0], InvalidCommand), evs
+        assert (evs[0].reply.code, evs[0].reply.enhanced_status) == (501, "5.1.7")
+        assert run.out.endswith(b"501 5.1.7 " + evs[0].reply.lines[0].encode() + b"\r\n")
+        assert run.conn.state is State.READY
+    # The envelope event itself can never carry a control character.
+    for bad in ("attacker\rX-Pwned: 1@x.example", "a\n@x.example", "a\x00@x.example", "a\x01b@x.example"):
+        with pytest.raises(LocalProtocolError):
+            Mail(reverse_path=bad)
+        with pytest.raises(LocalProtocolError):
+            Rcpt(forward_path=bad)
+
+
+S17 = scenario(server_scenario("S-17", b"line1\rline2\r\n.\r\n"))
+
+
+def test_S17_bare_cr_in_body() -> None:
+    # The core's default: 550 5.5.2 after the real end of data (not 421).
+    for run in runs(S17):
+        assert_strict_reject(run, {"bare-cr"}, "bare <CR> received")
+
+
+S15_CR = scenario(server_scenario("S-15/bare-cr", b"NOOP x\ry\r\n", prefix=PREFIX[:1]))
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: a bare CR inside a command line is accepted "
+                   "(NOOP x\\ry gives Noop()), the strict policy requires 500 5.5.2")
+def test_S15_bare_cr_in_command_line() -> None:
+    for run in runs(S15_CR):
+        evs = after_prefix_n(run, 1)
+        assert len(evs) == 1 and isinstance(evs[0], InvalidCommand), evs
+        assert (evs[0].reply.code, evs[0].reply.enhanced_status) == (500, "5.5.2")
+        assert "bare <CR>" in evs[0].reply.text
+
+
+# --------------------------------------------------------------------------- T: STARTTLS
+
+SYNC_554 = Raised(Reply(code=554, lines=["Error: SMTP protocol synchronization"], enhanced_status="5.5.0"))
+TLS_220 = Reply(code=220, lines=["Ready to start TLS"], enhanced_status="2.0.0")
+
+T01 = scenario(server_scenario("T-01", b"STARTTLS\r\nRSET\r\n", TLS_UP, b"EHLO c.example\r\n", prefix=PREFIX[:1]))
+# The same injection when the server was quick: 220 sent before RSET arrived
+# (still in cleartext, before the handshake).
+T01_LATE = scenario(server_scenario("T-01/after-220", b"STARTTLS\r\n", b"RSET\r\n", TLS_UP,
+                                    b"EHLO c.example\r\n", prefix=PREFIX[:1]))
+
+
+def assert_no_plaintext_crosses(run: Run, tail: tuple[type, ...]) -> None:
+    evs = after_prefix_n(run, 1)
+    assert not [e for e in evs if isinstance(e, tail)], evs
+    assert evs[-1] == SYNC_554, evs
+    assert TLS_UP not in run.transcript  # no hand-over after the violation
+    assert run.conn.state is State.ERROR and not run.conn.tls_active
+    with pytest.raises(LocalProtocolError):
+        run.conn.tls_established()
+    assert run.out.endswith(b"554 5.5.0 Error: SMTP protocol synchronization\r\n")
+
+
+def test_T01_starttls_command_injection() -> None:
+    # Stricter of the row's two options: leftover plaintext is a violation, 554 + close.
+    for run in runs(T01):
+        assert_no_plaintext_crosses(run, (Rset, Ehlo))
+        assert b"220 2.0.0" not in run.out.split(b"250 8BITMIME\r\n", 1)[1]
+    for run in runs(T01_LATE):
+        assert_no_plaintext_crosses(run, (Rset, Ehlo))
+        assert after_prefix_n(run, 1)[0] == StartTLS()
+        assert TLS_220 in sent(run)
+
+
+T02_TAIL = b"MAIL FROM:<attacker@evil.example>\r\nRCPT TO:<attacker@evil.example>\r\nDATA\r\n"
+T02 = scenario(server_scenario("T-02", b"STARTTLS\r\n" + T02_TAIL, TLS_UP, prefix=PREFIX[:1]))
+T02_CLEAN = scenario(server_scenario("T-02/clean", b"STARTTLS\r\n", TLS_UP,
+                                     b"MAIL FROM:<attacker@evil.example>\r\n", prefix=PREFIX[:1]))
+
+
+def test_T02_starttls_injection_of_a_transaction() -> None:
+    for run in runs(T02):
+        assert_no_plaintext_crosses(run, (Mail, Rcpt, Data))
+    # After a clean hand-over: no transaction, no EHLO -> MAIL gets 503 5.5.1.
+    for run in runs(T02_CLEAN):
+        evs = after_prefix_n(run, 1)
+        assert evs[:2] == [StartTLS(), TLS_UP]
+        assert len(evs) == 3 and isinstance(evs[2], InvalidCommand), evs
+        assert (evs[2].reply.code, evs[2].reply.enhanced_status) == (503, "5.5.1")
+        assert run.conn.tls_active and run.conn.state is State.HELLO
+        assert run.conn.recipients == () and len(run.conn.extensions) == 0
+
+
+T03 = scenario(Scenario(id="T-03", steps=(b"EHLO a\r\n", b"MAIL FROM:<a@x>\r\n", b"STARTTLS\r\n")))
+T03_TLS = scenario(Scenario(id="T-03/after-tls", steps=(
+    b"EHLO a\r\n", b"MAIL FROM:<a@x>\r\n", b"RSET\r\n", b"STARTTLS\r\n", TLS_UP,
+    b"RCPT TO:<b@y>\r\n", b"STARTTLS\r\n", b"EHLO a\r\n", b"STARTTLS\r\n")))
+
+
+def test_T03_state_reset_after_starttls() -> None:
+    # STARTTLS inside a transaction is refused (Postfix: 503 5.5.1 "MAIL
+    # transaction in progress"), so no sender can cross the upgrade.
+    for run in runs(T03):
+        evs = events_of(run)
+        assert evs[:2] == [Ehlo(domain="a"), Mail(reverse_path="a@x")]
+        assert len(evs) == 3 and isinstance(evs[2], InvalidCommand), evs
+        assert (evs[2].reply.code, evs[2].reply.enhanced_status) == (503, "5.5.1")
+        assert run.conn.state is State.MAIL
+    for run in runs(T03_TLS):
+        evs = events_of(run)
+        assert evs[:5] == [Ehlo(domain="a"), Mail(reverse_path="a@x"), Rset(), StartTLS(), TLS_UP]
+        rcpt, starttls1, ehlo, starttls2 = evs[5:]
+        # No transaction and no EHLO after TLS.
+        assert isinstance(rcpt, InvalidCommand) and rcpt.reply.code == 503
+        assert rcpt.reply.enhanced_status == "5.5.1"
+        assert isinstance(starttls1, InvalidCommand) and starttls1.reply.code in (503, 554)
+        assert ehlo == Ehlo(domain="a")
+        assert isinstance(starttls2, InvalidCommand)
+        assert (starttls2.reply.code, starttls2.reply.enhanced_status) == (554, "5.5.1")
+        assert "TLS already active" in starttls2.reply.text
+        post_tls_ehlo = [r for r in sent(run) if r.code == 250 and r.lines[0] == "mx.example"][-1]
+        assert "STARTTLS" not in post_tls_ehlo.lines
+        assert not run.conn.extensions.starttls
+
+
+def test_T03_post_tls_ehlo_reply_must_not_offer_starttls() -> None:
+    conn = Connection(Role.SERVER)
+    conn.send(GREETING)
+    for line in (b"EHLO a\r\n", b"STARTTLS\r\n"):
+        conn.receive_data(line)
+        owed = conn.next_event()
+        conn.send(ok_reply(owed, CAPS))  # type: ignore[arg-type]
+    assert conn.state is State.TLS and conn.next_event() is PAUSED
+    conn.tls_established()
+    conn.receive_data(b"EHLO a\r\n")
+    assert conn.next_event() == Ehlo(domain="a")
+    with pytest.raises(LocalProtocolError):
+        conn.send(Reply(code=250, lines=["mx.example", "STARTTLS"]))
+    assert conn.send(Reply(code=250, lines=["mx.example", "PIPELINING"])) == b"250-mx.example\r\n250 PIPELINING\r\n"
+
+
+T04_CONFIG = Config(require_tls=True)
+T04 = scenario(Scenario(id="T-04", config=T04_CONFIG, steps=(
+    b"EHLO a\r\n", b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", b"MAIL FROM:<a@x.example>\r\n")))
+
+
+def _t04_replies() -> list[InvalidCommand]:
+    out = []
+    for run in runs(T04):
+        evs = events_of(run)
+        assert evs[0] == Ehlo(domain="a")
+        assert len(evs) == 3 and all(isinstance(e, InvalidCommand) for e in evs[1:]), evs
+        assert not [e for e in evs if isinstance(e, (Auth, Mail))]
+        out.extend(evs[1:])  # type: ignore[arg-type]
+    return out
+
+
+def test_T04_mail_requires_tls_and_no_auth_offered_in_cleartext() -> None:
+    for mail in _t04_replies()[1::2]:
+        assert (mail.reply.code, mail.reply.enhanced_status) == (530, "5.7.0")
+        assert mail.reply.text == "Must issue a STARTTLS command first"
+    # The plaintext EHLO reply must not advertise AUTH when TLS is required.
+    conn = Connection(Role.SERVER, T04_CONFIG)
+    conn.send(GREETING)
+    conn.receive_data(b"EHLO a\r\n")
+    assert conn.next_event() == Ehlo(domain="a")
+    with pytest.raises(LocalProtocolError):
+        conn.send(Reply(code=250, lines=["mx.example", "STARTTLS", "AUTH PLAIN"]))
+    conn.send(Reply(code=250, lines=["mx.example", "STARTTLS"]))
+    assert conn.state is State.READY
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: with require_tls, AUTH before TLS gets 503 5.5.1 "
+                   "'authentication not enabled' instead of 538 5.7.11 / 530 5.7.0")
+def test_T04_auth_before_tls_gets_encryption_required() -> None:
+    for auth in _t04_replies()[0::2]:
+        assert (auth.reply.code, auth.reply.enhanced_status) in ((538, "5.7.11"), (530, "5.7.0"))
+
+
+T05 = scenario(server_scenario("T-05", b"STARTTLS now\r\n", b"NOOP\r\n", prefix=PREFIX[:1]))
+
+
+def test_T05_starttls_with_argument() -> None:
+    for run in runs(T05):
+        evs = after_prefix_n(run, 1)
+        assert len(evs) == 2 and isinstance(evs[0], InvalidCommand) and evs[1] == Noop(), evs
+        assert evs[0].reply == Reply(code=501, lines=["Syntax: STARTTLS"], enhanced_status="5.5.4")
+        assert b"501 5.5.4 Syntax: STARTTLS\r\n250 2.0.0 Ok\r\n" in run.out
+        assert run.conn.state is State.READY and not run.conn.tls_active
+        assert run.conn.extensions.starttls
