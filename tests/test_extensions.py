@@ -587,3 +587,44 @@ def test_rcpt_params_rejects() -> None:
     assert info.value.problem.code == 501
     extra = RcptParams.from_params({"X-Y": "1"})
     assert extra.extra == (("X-Y", "1"),)
+
+
+# --------------------------------------------------------------------------
+# Robustness: hostile input never raises (the server turns it into a reply)
+# --------------------------------------------------------------------------
+
+_KEYS = st.sampled_from(
+    ["SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH", "REQUIRETLS", "MT-PRIORITY", "BY", "HOLDFOR",
+     "HOLDUNTIL", "NOTIFY", "ORCPT", "RRVS", "X-Y", "bad key", ""]
+) | st.text(max_size=8)
+_VALUES = st.none() | st.text(max_size=40) | st.sampled_from(["utf-8;a\\x{", "rfc822;+", "1;R", "2030-02-30T25:00:00Z"])
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5), st.booleans(), st.none() | st.integers(0, 10**12))
+def test_param_checks_never_raise(params: dict[str, str | None], utf8: bool, max_size: int | None) -> None:
+    for caps in (FULL, BARE):
+        for problem in (
+            check_mail_params(params, caps, max_size=max_size),
+            check_rcpt_params(params, caps, smtputf8=utf8),
+        ):
+            assert problem is None or (problem.code in (501, 552, 555) and "\r" not in problem.text and "\n" not in problem.text)
+
+
+@given(st.lists(st.text(max_size=60), max_size=12))
+def test_capabilities_parse_never_raises(lines: list[str]) -> None:
+    caps = Capabilities.parse(lines)
+    for name in ("size", "auth_mechanisms", "limits", "futurerelease", "deliverby_min", "mt_priority_policy", "xclient"):
+        getattr(caps, name)
+    assert len(caps) <= len(lines)
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5))
+def test_typed_views_accept_only_what_they_can_re_encode(params: dict[str, str | None]) -> None:
+    for cls in (MailParams, RcptParams):
+        try:
+            view = cls.from_params(params)
+        except ParameterError as exc:
+            assert exc.problem.code == 501
+            continue
+        for value in view.to_params().values():
+            assert value is None or is_esmtp_value(value, smtputf8=True)
