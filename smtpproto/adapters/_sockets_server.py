@@ -1,0 +1,349 @@
+"""Blocking-sockets SMTP/LMTP server: one thread per connection.
+
+Only I/O lives here; every decision is :class:`~._server_flow.ServerSession`'s.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket
+import ssl
+import threading
+import time
+from dataclasses import replace
+from typing import Generator
+
+from .._config import Config
+from ._handler import Handler
+from ._server_flow import (
+    SHUTDOWN,
+    TIMEOUT,
+    Action,
+    Call,
+    HookFailed,
+    Read,
+    ServerSession,
+    ServerSettings,
+    Sleep,
+    UpgradeTLS,
+    Write,
+    busy_flow,
+)
+
+__all__ = ["SMTPServer"]
+
+log = logging.getLogger("smtpproto.server")
+
+#: How often blocked reads and accepts look at the shutdown flag (seconds).
+_POLL = 0.25
+
+
+class SMTPServer:
+    """A threaded SMTP (or LMTP) server.
+
+    :param handler: the :class:`~smtpproto.adapters.Handler` (shared by all
+        connections; per-connection state lives in the ``Session``).  Its hooks
+        must be plain methods here.
+    :param host, port: where to listen (port 0 picks a free one; see
+        :attr:`address`).  Ignored when ``unix_path`` is given.
+    :param unix_path: listen on a UNIX socket instead (LMTP's usual home).
+    :param settings: :class:`~smtpproto.adapters.ServerSettings`;
+        ``config`` replaces its :class:`~smtpproto.Config` when given.
+    :param ssl_context: a server ``ssl.SSLContext``: STARTTLS is offered, or with
+        ``implicit_tls`` every connection starts with a TLS handshake (RFC 8314).
+    :param max_connections: sessions served at once; more get ``421 4.3.2``.
+    :param tls_handshake_timeout: seconds allowed for a TLS handshake.
+    :param shutdown_grace: seconds :meth:`shutdown` waits for sessions to end.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8025,
+        unix_path: str | os.PathLike[str] | None = None,
+        settings: ServerSettings | None = None,
+        config: Config | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        max_connections: int = 100,
+        tls_handshake_timeout: float = 30.0,
+        shutdown_grace: float = 5.0,
+    ) -> None:
+        if implicit_tls and ssl_context is None:
+            raise ValueError("implicit_tls needs an ssl_context")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        settings = settings or ServerSettings()
+        if config is not None:
+            settings = replace(settings, config=config)
+        self.handler = handler
+        self.settings = settings
+        self.host = host
+        self.port = port
+        self.unix_path = os.fspath(unix_path) if unix_path is not None else None
+        self.ssl_context = ssl_context
+        self.implicit_tls = implicit_tls
+        self.max_connections = max_connections
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.shutdown_grace = shutdown_grace
+        self._listener: socket.socket | None = None
+        self._accept_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sessions: dict[threading.Thread, socket.socket] = {}
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        """Where the server listens: ``(host, port)`` or the UNIX socket path."""
+        if self._listener is None:
+            raise RuntimeError("the server is not started")
+        if self.unix_path is not None:
+            return self.unix_path
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def start(self) -> None:
+        """Bind, listen and accept connections in a background thread."""
+        if self._listener is not None:
+            raise RuntimeError("already started")
+        if self.unix_path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if os.path.exists(self.unix_path):
+                os.unlink(self.unix_path)
+            sock.bind(self.unix_path)
+        else:
+            info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            sock = socket.socket(info[0], socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(info[4])
+        sock.listen(128)
+        sock.settimeout(_POLL)
+        self._listener = sock
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="smtpproto-accept", daemon=True)
+        self._accept_thread.start()
+
+    def serve_forever(self) -> None:
+        """Start (if needed) and block until :meth:`shutdown` is called."""
+        if self._listener is None:
+            self.start()
+        assert self._accept_thread is not None
+        while self._accept_thread.is_alive():
+            self._accept_thread.join(_POLL)
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Stop accepting; idle sessions get ``421 4.3.2`` and close; wait up to
+        ``timeout`` (default ``shutdown_grace``) for the others, then cut them."""
+        grace = self.shutdown_grace if timeout is None else timeout
+        self._stopping.set()
+        if self._accept_thread is not None and self._accept_thread is not threading.current_thread():
+            self._accept_thread.join()
+        deadline = time.monotonic() + grace
+        for thread in self._snapshot():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for thread, sock in self._snapshot_items():
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            thread.join(1.0)
+        if self._listener is not None:
+            self._listener.close()
+        if self.unix_path is not None and os.path.exists(self.unix_path):
+            try:
+                os.unlink(self.unix_path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> SMTPServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @property
+    def active_sessions(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    def _snapshot(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._sessions)
+
+    def _snapshot_items(self) -> list[tuple[threading.Thread, socket.socket]]:
+        with self._lock:
+            return list(self._sessions.items())
+
+    # ------------------------------------------------------------ accepting
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, peer = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                if self._stopping.is_set():
+                    break
+                time.sleep(_POLL)  # EMFILE and friends: back off
+                continue
+            if not self._slots.acquire(blocking=False):
+                self._refuse(sock)
+                continue
+            thread = threading.Thread(target=self._serve, args=(sock, peer), name="smtpproto-session", daemon=True)
+            with self._lock:
+                self._sessions[thread] = sock
+            thread.start()
+
+    def _refuse(self, sock: socket.socket) -> None:
+        try:
+            if not self.implicit_tls:  # a 421 in cleartext would break a TLS client
+                sock.settimeout(2.0)
+                _run_plain(busy_flow(self.settings), sock)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def _serve(self, sock: socket.socket, peer: object) -> None:
+        try:
+            if sock.family != getattr(socket, "AF_UNIX", None):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            tls = False
+            if self.implicit_tls:
+                assert self.ssl_context is not None
+                sock.settimeout(self.tls_handshake_timeout)
+                try:
+                    sock = self.ssl_context.wrap_socket(sock, server_side=True)
+                except (OSError, ssl.SSLError) as exc:
+                    log.info("TLS handshake with %s failed: %s", peer, exc)
+                    return
+                tls = True
+                with self._lock:
+                    self._sessions[threading.current_thread()] = sock
+            flow = ServerSession(
+                self.handler, self.settings, peer=peer or None, tls_active=tls,
+                starttls=self.ssl_context is not None and not self.implicit_tls,
+            ).run()
+            _SessionIO(self, sock).drive(flow)
+        except Exception:
+            log.exception("session with %s failed", peer)
+        finally:
+            try:
+                sock.close()
+            except OSError:
+                pass
+            with self._lock:
+                self._sessions.pop(threading.current_thread(), None)
+            self._slots.release()
+
+
+def _run_plain(flow: Generator[Action, object, None], sock: socket.socket) -> None:
+    result: object = None
+    while True:
+        try:
+            action = flow.send(result)
+        except StopIteration:
+            return
+        if isinstance(action, Write):
+            sock.sendall(action.data)
+            result = True
+        else:
+            raise RuntimeError(f"unexpected action {action!r}")
+
+
+class _SessionIO:
+    """Performs a session's actions on a blocking socket."""
+
+    def __init__(self, server: SMTPServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self._timeout: float | None = -1.0
+
+    def _settimeout(self, value: float | None) -> None:
+        if value != self._timeout:
+            self.sock.settimeout(value)
+            self._timeout = value
+
+    def drive(self, flow: Generator[Action, object, None]) -> None:
+        result: object = None
+        perform = self.perform
+        while True:
+            try:
+                action = flow.send(result)
+            except StopIteration:
+                return
+            result = perform(action)
+
+    def perform(self, action: Action) -> object:
+        if isinstance(action, Read):
+            return self._read(action)
+        if isinstance(action, Write):
+            try:
+                self._settimeout(self.server.settings.config.timeout_server)
+                self.sock.sendall(action.data)
+                return True
+            except OSError:
+                return False
+        if isinstance(action, Call):
+            try:
+                result = getattr(self.server.handler, action.hook)(*action.args)
+            except Exception as exc:
+                return HookFailed(exc)
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+                return HookFailed(TypeError(
+                    f"handler hook {action.hook} is async; the sockets adapter needs plain methods"))
+            return result
+        if isinstance(action, UpgradeTLS):
+            return self._upgrade()
+        if isinstance(action, Sleep):
+            time.sleep(action.seconds)
+            return None
+        raise RuntimeError(f"unknown action {action!r}")
+
+    def _read(self, action: Read) -> object:
+        stopping = self.server._stopping
+        end = None if action.timeout is None else time.monotonic() + action.timeout
+        while True:
+            if stopping.is_set():
+                return SHUTDOWN
+            wait = _POLL
+            if end is not None:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return TIMEOUT
+                wait = min(wait, left)
+            self._settimeout(wait)
+            try:
+                return self.sock.recv(action.size)
+            except socket.timeout:
+                continue
+            except OSError:
+                return b""
+
+    def _upgrade(self) -> bool:
+        ctx = self.server.ssl_context
+        if ctx is None:
+            return False
+        try:
+            self._settimeout(self.server.tls_handshake_timeout)
+            tls = ctx.wrap_socket(self.sock, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log.info("TLS handshake failed: %s", exc)
+            return False
+        self.sock = tls
+        with self.server._lock:
+            self.server._sessions[threading.current_thread()] = tls
+        return True
