@@ -1010,3 +1010,54 @@ def test_docs_auth_examples_run() -> None:
     namespace: dict[str, object] = {}
     for block in blocks:
         exec(compile(block, str(doc), "exec"), namespace)
+
+
+# --------------------------------------------------------------------------
+# Robustness: hostile payloads never raise anything but the documented errors
+# --------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(sasl.SERVER_MECHANISMS),
+    st.none() | st.binary(max_size=80),
+    st.lists(st.binary(max_size=80) | st.sampled_from([b"", b"\x01", b"alice", b"n,,n=alice,r=abc"]), max_size=12),
+)
+def test_server_mechanisms_survive_arbitrary_payloads(name: str, initial: bytes | None, steps: list[bytes]) -> None:
+    server = make_server(max_challenges=4)
+    step = server.begin(name, initial)
+    count = 0
+    for data in steps:
+        if step.final:
+            break
+        step = server.step(data)
+        count += 1
+    assert count <= 5
+    assert step.code in (334, 235, 454, 501, 504, 535, 538)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sasl.SERVER_MECHANISMS), st.lists(st.text(max_size=40), min_size=1, max_size=6))
+def test_auth_server_text_lines_never_raise(name: str, lines: list[str]) -> None:
+    server = make_server()
+    step = server.start(name, None)
+    for line in lines:
+        if step.final:
+            break
+        step = server.respond(line)
+        assert step.code in (334, 235, 454, 501, 535)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sasl.CLIENT_MECHANISMS), st.lists(st.binary(max_size=60), min_size=1, max_size=4))
+def test_client_mechanisms_only_raise_sasl_error(name: str, challenges: list[bytes]) -> None:
+    mech = make_client(name)
+    mech.initial_response()
+    for challenge in challenges:
+        try:
+            mech.respond(challenge)
+        except SaslError:
+            return
