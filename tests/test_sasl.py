@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smtpproto import sasl
 from smtpproto.sasl import (
@@ -1015,10 +1017,6 @@ def test_docs_auth_examples_run() -> None:
 # --------------------------------------------------------------------------
 # Robustness: hostile payloads never raise anything but the documented errors
 # --------------------------------------------------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 
 @settings(max_examples=60, deadline=None)
 @given(
