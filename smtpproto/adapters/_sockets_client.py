@@ -1,0 +1,333 @@
+"""The blocking SMTP/LMTP client: :class:`SMTPClient` (sockets and :mod:`ssl`).
+
+It only moves bytes: every protocol decision is in
+:class:`~smtpproto.adapters._client_flow.ClientSession`, whose actions this
+module performs on a socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TypeVar
+
+from .. import sasl
+from .._config import Config
+from .._events import Reply
+from .._extensions import Capabilities
+from ._client_flow import (
+    DEFAULT_CHUNK_SIZE,
+    ClientOptions,
+    ClientSession,
+    Close,
+    Flow,
+    MessageInput,
+    Read,
+    SendResult,
+    SMTPClientError,
+    SMTPConnectError,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    StartTLS,
+    StartTLSMode,
+    Transcript,
+    Write,
+    build_options,
+    default_port,
+    hello_name,
+    prepare_message,
+)
+
+__all__ = ["SMTPClient"]
+
+T = TypeVar("T")
+_RECV = 256 * 1024
+
+
+class SMTPClient:
+    """A blocking SMTP (or LMTP) client.
+
+    ::
+
+        with SMTPClient("mail.example", 587, username="u", password="p") as client:
+            result = client.send_message(message)
+
+    :param host: server name or address (or ``unix_socket`` for a UNIX socket).
+    :param port: default 25, 465 with ``tls=True``, 24 with ``lmtp=True``.
+    :param starttls: ``"required"`` (default: STARTTLS must succeed before MAIL
+        or AUTH), ``"opportunistic"`` (when offered) or ``"never"``.
+    :param tls: implicit TLS from the first byte (RFC 8314, port 465).
+    :param ssl_context: for TLS; default :func:`ssl.create_default_context`.
+    :param username, password, credentials, auth_mechanisms: AUTH with the best
+        mechanism both sides support (never in cleartext unless
+        ``config.allow_auth_without_tls``).
+    :param local_hostname: the EHLO name; default our address literal.
+    :param lmtp: speak LMTP (RFC 2033): per-recipient final replies.
+    :param timeout: cap, in seconds, on every RFC 5321 timeout (reply waits and
+        writes); ``connect_timeout`` for the TCP connection and TLS handshake.
+    :param transcript: ``callable(direction, line)`` for each line sent ("C")
+        and received ("S"), AUTH payloads redacted.
+    :param sock: an already connected socket to use instead of connecting.
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        starttls: StartTLSMode = "required",
+        tls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        credentials: sasl.Credentials | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        local_hostname: str | None = None,
+        lmtp: bool = False,
+        timeout: float | None = None,
+        connect_timeout: float = 30.0,
+        config: Config | None = None,
+        transcript: Transcript | None = None,
+        chunking: bool = True,
+        pipelining: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        source_address: tuple[str, int] | None = None,
+        unix_socket: str | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self._options = build_options(
+            starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
+            auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
+            config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
+            chunk_size=chunk_size)
+        self._explicit_name = local_hostname is not None
+        self.host = host
+        self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)
+        self._tls = tls
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname or host
+        self._connect_timeout = connect_timeout
+        self._source_address = source_address
+        self._unix_socket = unix_socket
+        self._given_sock = sock
+        self._sock: socket.socket | None = None
+        self._read_deadline: float | None = None
+        self.session: ClientSession | None = None
+
+    # ------------------------------------------------------------ I/O
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _wrap(self, sock: socket.socket) -> ssl.SSLSocket:
+        sock.settimeout(self._connect_timeout)
+        try:
+            return self._context().wrap_socket(sock, server_hostname=self._server_hostname)
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise SMTPTLSError(f"TLS handshake failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise SMTPTimeoutError("TLS handshake timed out") from exc
+        except OSError as exc:
+            raise SMTPServerDisconnected(f"connection lost during the TLS handshake: {exc}") from exc
+
+    def _open(self) -> socket.socket:
+        if self._given_sock is not None:
+            return self._given_sock
+        try:
+            if self._unix_socket is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self._connect_timeout)
+                try:
+                    sock.connect(self._unix_socket)
+                except BaseException:
+                    sock.close()
+                    raise
+                return sock
+            if self.host is None:
+                raise SMTPConnectError("no host to connect to")
+            return socket.create_connection(
+                (self.host, self.port), timeout=self._connect_timeout, source_address=self._source_address)
+        except TimeoutError as exc:
+            raise SMTPConnectError(f"cannot connect to {self._where()}: timed out") from exc
+        except OSError as exc:
+            raise SMTPConnectError(f"cannot connect to {self._where()}: {exc.strerror or exc}") from exc
+
+    def _where(self) -> str:
+        return self._unix_socket if self._unix_socket is not None else f"{self.host}:{self.port}"
+
+    def _write(self, action: Write) -> None:
+        sock = self._require_sock()
+        sock.settimeout(action.timeout)
+        try:
+            sock.sendall(action.data)
+        except TimeoutError as exc:
+            raise SMTPTimeoutError(f"the server did not take our data within {action.timeout} s") from exc
+        except OSError as exc:
+            raise SMTPServerDisconnected(f"write failed: {exc}") from exc
+
+    def _read(self, action: Read) -> bytes:
+        sock = self._require_sock()
+        now = time.monotonic()
+        if action.fresh or self._read_deadline is None:
+            self._read_deadline = None if action.timeout is None else now + action.timeout
+        if self._read_deadline is None:
+            sock.settimeout(None)
+        else:
+            remaining = self._read_deadline - now
+            if remaining <= 0:
+                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
+            sock.settimeout(remaining)
+        try:
+            return sock.recv(_RECV)
+        except TimeoutError as exc:
+            raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s") from exc
+        except ssl.SSLError as exc:
+            raise SMTPServerDisconnected(f"TLS error while reading: {exc}") from exc
+        except OSError as exc:
+            raise SMTPServerDisconnected(f"read failed: {exc}") from exc
+
+    def _require_sock(self) -> socket.socket:
+        if self._sock is None:
+            raise SMTPServerDisconnected("not connected")
+        return self._sock
+
+    def _close_transport(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _run(self, flow: Flow[T]) -> T:
+        value: bytes | None = None
+        error: SMTPClientError | None = None
+        while True:
+            try:
+                action = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                if isinstance(action, Write):
+                    self._write(action)
+                elif isinstance(action, Read):
+                    value = self._read(action)
+                elif isinstance(action, StartTLS):
+                    self._sock = self._wrap(self._require_sock())
+                elif isinstance(action, Close):
+                    self._close_transport()
+            except SMTPClientError as exc:
+                error = exc
+
+    # ------------------------------------------------------------ API
+
+    def connect(self) -> Reply:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured.
+        Returns the last EHLO/LHLO/HELO reply."""
+        if self._sock is not None:
+            raise SMTPClientError("already connected")
+        sock = self._open()
+        try:
+            if self._tls:
+                sock = self._wrap(sock)
+            options = self._options
+            if not self._explicit_name:
+                try:
+                    options = dataclasses.replace(options, local_hostname=hello_name(sock.getsockname()))
+                except OSError:
+                    pass
+            self._sock = sock
+            self.session = ClientSession(options)
+            return self._run(self.session.handshake())
+        except BaseException:
+            self._sock = None
+            sock.close()
+            raise
+
+    def _session(self) -> ClientSession:
+        if self.session is None or self._sock is None:
+            raise SMTPServerDisconnected("not connected; call connect() first")
+        return self.session
+
+    @property
+    def extensions(self) -> Capabilities:
+        """What the server advertised in its last EHLO/LHLO reply."""
+        return self._session().extensions
+
+    @property
+    def tls_active(self) -> bool:
+        return self._session().tls_active
+
+    @property
+    def is_connected(self) -> bool:
+        return self._sock is not None and self.session is not None and self.session.usable
+
+    def send_message(
+        self,
+        message: MessageInput,
+        sender: str | None = None,
+        recipients: Sequence[str] | str | None = None,
+        *,
+        mail_params: dict[str, str | None] | None = None,
+        rcpt_params: dict[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send one message (a :class:`smtpproto.message.Message`, an
+        :mod:`email` message, bytes, or a binary file to stream).
+
+        The envelope comes from the header fields when not given; Bcc is
+        removed.  Returns per-recipient results when at least one recipient
+        got the message; raises :class:`SMTPSenderRefused`,
+        :class:`SMTPRecipientsRefused` or :class:`SMTPDataRefused` otherwise.
+        """
+        session = self._session()
+        env_sender, env_rcpts, outgoing = prepare_message(
+            message, sender, recipients, chunk_size=session.options.chunk_size)
+        return self._run(session.send_mail(
+            env_sender, env_rcpts, outgoing, mail_params=mail_params, rcpt_params=rcpt_params))
+
+    def noop(self) -> Reply:
+        return self._run(self._session().noop())
+
+    def rset(self) -> Reply:
+        return self._run(self._session().rset())
+
+    def quit(self) -> Reply | None:
+        """Say QUIT and close; returns the 221 reply (None if the connection was
+        already gone)."""
+        if self.session is None or self._sock is None:
+            self._close_transport()
+            return None
+        try:
+            return self._run(self.session.quit())
+        finally:
+            self._close_transport()
+
+    def close(self) -> None:
+        """Close the connection without QUIT."""
+        self._close_transport()
+
+    def __enter__(self) -> "SMTPClient":
+        if self._sock is None:
+            self.connect()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, SMTPClientError) and self.is_connected:
+            try:
+                self.quit()
+            except SMTPClientError:
+                self.close()
+        else:
+            self.close()
