@@ -122,6 +122,11 @@ class ReplySpec:
                 raise ValueError("reply text must not contain control characters")
 
     @property
+    def text_lines(self) -> list[str]:
+        """The text lines without the enhanced code (for ``Reply(lines=..., enhanced_status=...)``)."""
+        return self.text.split("\n")
+
+    @property
     def lines(self) -> list[str]:
         """The text lines, each prefixed with the enhanced code if there is one."""
         prefix = f"{self.enhanced} " if self.enhanced else ""

@@ -376,7 +376,6 @@ class ClientMechanism(ABC):
     tolerant_challenges: ClassVar[bool] = False
 
     def __init__(self) -> None:
-        self._steps = 0
         self._done = False
 
     def initial_response(self) -> bytes | None:

@@ -82,6 +82,7 @@ def test_multiline_ehlo() -> None:
 def test_multiline_with_enhanced() -> None:
     spec = ReplySpec(550, "5.7.1", "first\nsecond")
     assert spec.lines == ["5.7.1 first", "5.7.1 second"]
+    assert spec.text_lines == ["first", "second"]
     assert spec.to_bytes() == b"550-5.7.1 first\r\n550 5.7.1 second\r\n"
 
 
