@@ -627,11 +627,14 @@ class ServerSession:
                 replies = [_r(250, "2.0.0", f"Ok: queued as {queued}")] * count
             elif isinstance(res, Reply):
                 replies = [res] * count
-            else:
+            elif isinstance(res, (list, tuple)) and all(isinstance(r, Reply) for r in res):
                 replies = list(res)[:count]
                 if len(replies) < count:
                     log.error("on_message gave %d replies for %d recipients", len(replies), count)
                     replies += [_INTERNAL] * (count - len(replies))
+            else:
+                log.error("on_message returned %r, not a Reply or replies", res)
+                replies = [_INTERNAL] * count
         accepted = False
         for reply in replies:
             sent = yield from self._reply(reply)
