@@ -1011,6 +1011,213 @@ def test_T11_client_unsolicited_reply_buffered_before_next_command() -> None:
         assert not (isinstance(ev, Reply) and ev.code == 250), f"stray reply paired with MAIL: {ev!r}"
 
 
+# --------------------------------------------------------------------------- P: pregreet, pipelining
+
+P01_EARLY = b"EHLO bot.example\r\n"
+P01_DROP = scenario(Scenario(id="P-01/drop", greet=False, steps=(P01_EARLY, GREET, b"MAIL FROM:<a@x.example>\r\n")))
+P01_ENFORCE = scenario(Scenario(id="P-01/enforce", greet=False, config=Config(pregreet="enforce"),
+                                steps=(P01_EARLY, GREET, b"EHLO bot.example\r\n", b"QUIT\r\n")))
+P01_IGNORE = scenario(Scenario(id="P-01/ignore", greet=False, config=Config(pregreet="ignore"),
+                               steps=(P01_EARLY, GREET, b"MAIL FROM:<a@x.example>\r\n")))
+
+
+def test_P01_pregreet_early_talker() -> None:
+    assert Config().pregreet == "drop"
+    for run in runs(P01_DROP):
+        evs = events_of(run)
+        # Nothing was processed before the greeting; then 521 and close.
+        assert len(evs) == 1 and isinstance(evs[0], Raised), evs
+        assert evs[0].reply is not None and evs[0].reply.code == 521
+        assert (evs[0].reply.enhanced_status or "5")[0] == "5"
+        assert run.out.startswith(b"220 mx.example ESMTP\r\n521 ")
+        assert run.conn.state is State.ERROR
+    for run in runs(P01_ENFORCE):
+        evs = events_of(run)
+        assert len(evs) == 4 and evs[2:] == [Quit(), ConnectionClosed()], evs
+        for refused in evs[:2]:  # the early EHLO and the later one: 550
+            assert isinstance(refused, InvalidCommand)
+            assert (refused.reply.code, refused.reply.enhanced_status) == (550, "5.5.1")
+        assert run.out.endswith(b"221 2.0.0 Bye\r\n")
+    for run in runs(P01_IGNORE):
+        evs = events_of(run)
+        assert evs == [Ehlo(domain="bot.example"), Mail(reverse_path="a@x.example")]
+
+
+def test_P01_early_bytes_wait_for_the_greeting() -> None:
+    for policy in ("drop", "enforce", "ignore"):
+        conn = Connection(Role.SERVER, Config(pregreet=policy))  # type: ignore[arg-type]
+        conn.receive_data(P01_EARLY)
+        assert [conn.next_event() for _ in range(3)] == [PAUSED] * 3
+        assert conn.trailing_data == (P01_EARLY, False)
+        assert conn.reply_owed is None and conn.deadline() is None
+
+
+P02_SEGMENT = b"EHLO c.example\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\n"
+P02 = scenario(Scenario(id="P-02", steps=(P02_SEGMENT,)))
+P02_OFF = scenario(Scenario(id="P-02/sync-off", steps=(P02_SEGMENT,), config=Config(enforce_pipelining_sync=False)))
+# Every group-ending command (RFC 2920 §3.1) followed by more input in the same
+# read, with PIPELINING negotiated.
+P02_ENDERS = {
+    name: scenario(server_scenario(f"P-02/{name}", line + b"NOOP\r\n", prefix=PREFIX[:1]))
+    for name, line in (("EHLO", b"EHLO c.example\r\n"), ("HELO", b"HELO c.example\r\n"),
+                       ("NOOP", b"NOOP\r\n"), ("VRFY", b"VRFY a\r\n"), ("EXPN", b"EXPN a\r\n"),
+                       ("QUIT", b"QUIT\r\n"), ("HELP", b"HELP\r\n"))
+}
+P02_GROUP_OK = scenario(server_scenario("P-02/group-ok", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRSET\r\n",
+                                        prefix=PREFIX[:1]))
+
+
+def test_P02_pipelining_after_ehlo_is_a_sync_error() -> None:
+    for run in runs(P02):
+        evs = events_of(run)
+        assert not [e for e in evs if isinstance(e, (Mail, Rcpt))], evs
+        assert evs[-1] == SYNC_554
+        assert run.out == b"220 mx.example ESMTP\r\n554 5.5.0 Error: SMTP protocol synchronization\r\n"
+        assert run.conn.state is State.ERROR
+    # Configurable: with the check off the group is processed in order.
+    for run in runs(P02_OFF):
+        assert events_of(run) == [Ehlo(domain="c.example"), Mail(reverse_path="a@x"), Rcpt(forward_path="b@y")]
+        assert run.out.endswith(b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n")
+
+
+@pytest.mark.parametrize("name", ["EHLO", "HELO", "NOOP", "VRFY", "EXPN", "QUIT"])
+def test_P02_every_group_ender_must_be_last(name: str) -> None:
+    for run in runs(P02_ENDERS[name]):
+        evs = after_prefix_n(run, 1)
+        assert Noop() not in evs[:-1] or name == "NOOP"
+        assert evs[-1] == SYNC_554, evs
+        assert run.out.endswith(b"554 5.5.0 Error: SMTP protocol synchronization\r\n")
+
+
+def test_P02_help_is_not_a_group_ender_but_pipelining_goes_on() -> None:
+    # RFC 2920 §3.1 does not list HELP; with PIPELINING a NOOP may follow it.
+    for run in runs(P02_ENDERS["HELP"]):
+        assert after_prefix_n(run, 1) == [Help(), Noop()]
+    for run in runs(P02_GROUP_OK):
+        assert after_prefix_n(run, 1) == [Mail(reverse_path="a@x"), Rcpt(forward_path="b@y"), Rset()]
+
+
+# --------------------------------------------------------------------------- C: client command injection
+
+def client_after_ehlo(ehlo_reply: bytes = b"250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n"
+                      b"250-DSN\r\n250 8BITMIME\r\n", config: Config | None = None) -> Connection:
+    conn = Connection(Role.CLIENT, config)
+    conn.receive_data(b"220 mx.example ESMTP\r\n")
+    assert isinstance(conn.next_event(), Reply)
+    conn.send(Ehlo(domain="c.example"))
+    conn.receive_data(ehlo_reply)
+    assert isinstance(conn.next_event(), Reply) and conn.next_event() is NEED_DATA
+    return conn
+
+
+def assert_refused(conn: Connection, make: Callable[[], Event]) -> None:
+    """Building or sending the event raises ValueError (LocalProtocolError);
+    nothing is written and the connection is still usable."""
+    state = conn.state
+    with pytest.raises(ValueError):
+        conn.send(make())
+    assert conn.state is state and conn.pending == ()
+    assert conn.send(Noop()) == b"NOOP\r\n"
+    conn.receive_data(b"250 2.0.0 Ok\r\n")
+    assert conn.next_event() == Reply(code=250, lines=["Ok"], enhanced_status="2.0.0")
+
+
+C01_CASES: dict[str, Callable[[], Event]] = {
+    "helo": lambda: Helo(domain="helo\nX-INJECTED"),
+    "mail-option": lambda: Mail(reverse_path="hi@me.com", params={"X-OPTION\nX-INJECTED-1": None}),
+    "local-hostname": lambda: Ehlo(domain="hi\nX-INJECTED"),
+    "vrfy": lambda: Vrfy(argument="a\nX-INJECTED"),
+    "expn": lambda: Expn(argument="a\r\nX-INJECTED"),
+    "help": lambda: Help(argument="a\nX-INJECTED"),
+    "rcpt": lambda: Rcpt(forward_path="b@y.example\nX-INJECTED"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(C01_CASES))
+def test_C01_client_newline_injection(case: str) -> None:
+    assert issubclass(LocalProtocolError, ValueError)
+    assert_refused(client_after_ehlo(), C01_CASES[case])
+
+
+C02_CONTROLS = [chr(c) for c in range(0x20)] + ["\x7f"]
+
+
+def test_C02_client_control_characters_in_arguments() -> None:
+    conn = client_after_ehlo()
+    assert_refused(conn, lambda: Mail(reverse_path="test@example.com\r\nRCPT TO:<hijacker@example.com>"))
+    for tail in ("\rRCPT TO:<h@e.com", "\nRCPT TO:<h@e.com", "\x00", "\tEVIL", "\x7f"):
+        assert_refused(conn, lambda: Mail(reverse_path="a@b.com" + tail))
+    for ch in C02_CONTROLS:
+        for make in (
+            lambda: Mail(reverse_path=f"a{ch}b@x.example"),
+            lambda: Rcpt(forward_path=f"a@x{ch}.example"),
+            lambda: Vrfy(argument=f"a{ch}b"),
+            lambda: Expn(argument=f"a{ch}b"),
+            lambda: Help(argument=f"a{ch}b"),
+            lambda: Ehlo(domain=f"c{ch}.example"),
+            lambda: Mail(reverse_path="a@x.example", params={"ENVID": f"a{ch}b"}),
+            lambda: Mail(reverse_path="a@x.example", params={f"X{ch}": None}),
+        ):
+            assert_refused(conn, make)
+
+
+def test_C03_client_esmtp_parameter_injection() -> None:
+    conn = client_after_ehlo()
+    assert_refused(conn, lambda: Mail(reverse_path="a@x.example",
+                                      params={"SIZE": "1000\r\nRCPT TO:<attacker@evil.example>"}))
+    for bad in ("1e9", "-1", "1 000", "9" * 21, "0x10", ""):
+        assert_refused(conn, lambda: Mail(reverse_path="a@x.example", params={"SIZE": bad}))
+    # DSN values must be xtext (RFC 3461 §4): "+" only as "+HH", no "=" / SP.
+    for bad in ("a+zz", "a=b", "a b"):
+        assert_refused(conn, lambda: Mail(reverse_path="a@x.example", params={"ENVID": bad}))
+        assert_refused(conn, lambda: Rcpt(forward_path="b@y.example", params={"ORCPT": f"rfc822;{bad}@y"}))
+    assert conn.send(Mail(reverse_path="a@x.example", params={"SIZE": "1000", "ENVID": "a+2Bb"})) == \
+        b"MAIL FROM:<a@x.example> SIZE=1000 ENVID=a+2Bb\r\n"
+
+
+def test_C04_client_ehlo_argument_injection() -> None:
+    conn = Connection(Role.CLIENT)
+    conn.receive_data(b"220 mx.example ESMTP\r\n")
+    assert isinstance(conn.next_event(), Reply)
+    for bad in ("client.example\r\nMAIL FROM:<x@x>", "client example", "bad_domain!", "a..b",
+                "-a.example", "[300.1.1.1]", "[IPv6:zz::1]", "x" * 256):
+        with pytest.raises(ValueError):
+            conn.send(Ehlo(domain=bad))
+        with pytest.raises(ValueError):
+            conn.send(Helo(domain=bad))
+        assert conn.pending == () and conn.state is State.HELLO
+    assert conn.send(Ehlo(domain="[192.0.2.1]")) == b"EHLO [192.0.2.1]\r\n"
+
+
+C06_NOUTF8 = tuple(c for c in CAPS if c != "SMTPUTF8")
+C06 = scenario(server_scenario("C-06", b"MAIL FROM:<j\xc3\xb6rg@x.example>\r\n", prefix=PREFIX[:1], caps=C06_NOUTF8))
+C06_NOPARAM = scenario(server_scenario("C-06/no-param", b"MAIL FROM:<j\xc3\xb6rg@x.example>\r\n",
+                                       b"RCPT TO:<j\xc3\xb6rg@y.example>\r\n", prefix=PREFIX[:1]))
+C06_OK = scenario(server_scenario("C-06/smtputf8", b"MAIL FROM:<j\xc3\xb6rg@x.example> SMTPUTF8\r\n",
+                                  b"RCPT TO:<\xc3\xa5sa@y.example>\r\n", prefix=PREFIX[:1]))
+
+
+def test_C06_utf8_without_smtputf8() -> None:
+    for sc in (C06, C06_NOPARAM):
+        for run in runs(sc):
+            evs = after_prefix_n(run, 1)
+            assert not [e for e in evs if isinstance(e, (Mail, Rcpt))], evs
+            assert isinstance(evs[0], InvalidCommand)
+            assert (evs[0].reply.code, evs[0].reply.enhanced_status) == (553, "5.6.7")
+    for run in runs(C06_OK):
+        assert after_prefix_n(run, 1) == [Mail(reverse_path="jörg@x.example", params={"SMTPUTF8": None}),
+                                          Rcpt(forward_path="åsa@y.example")]
+    # Client: refuse unless SMTPUTF8 was advertised *and* requested.
+    plain = client_after_ehlo(b"250-mx.example\r\n250 8BITMIME\r\n")
+    assert_refused(plain, lambda: Mail(reverse_path="jörg@x.example"))
+    assert_refused(plain, lambda: Mail(reverse_path="jörg@x.example", params={"SMTPUTF8": None}))
+    assert_refused(plain, lambda: Vrfy(argument="jörg"))
+    utf8 = client_after_ehlo(b"250-mx.example\r\n250 SMTPUTF8\r\n")
+    assert_refused(utf8, lambda: Mail(reverse_path="jörg@x.example"))
+    assert utf8.send(Mail(reverse_path="jörg@x.example", params={"SMTPUTF8": None})) == \
+        "MAIL FROM:<jörg@x.example> SMTPUTF8\r\n".encode()
+
+
 # === new sections go above the F-02 section ===
 
 # --------------------------------------------------------------------------- F-02
@@ -1065,7 +1272,8 @@ F02_BUGS: dict[str, str] = {
     "S-01": _BUG_RELEASE, "S-02": _BUG_RELEASE, "S-03": _BUG_RELEASE, "S-04": _BUG_RELEASE,
     "S-05": _BUG_REASON, "S-06a": _BUG_RELEASE, "S-06b": _BUG_RELEASE, "S-07": _BUG_RELEASE,
     "S-14": _BUG_RELEASE, "S-17": _BUG_RELEASE, "S-15": _BUG_SYNC, "T-01": _BUG_SYNC,
-    "T-02": _BUG_SYNC, "T-06": _BUG_CLIENT_TLS,
+    "T-02": _BUG_SYNC, "T-06": _BUG_CLIENT_TLS, "P-02": _BUG_SYNC,
+    **{f"P-02/{n}": _BUG_SYNC for n in ("EHLO", "HELO", "NOOP", "VRFY", "EXPN", "QUIT")},
 }
 
 
