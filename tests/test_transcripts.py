@@ -1717,3 +1717,64 @@ def test_lmtp_uses_lhlo_only() -> None:
     smtp_server = greeted_server(ehlo=None)
     got = serve(smtp_server, b"LHLO foo.edu\r\n")
     assert len(got) == 2 and isinstance(got[0], (InvalidCommand, UnknownCommand)) and got[0].reply.code == 500
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: an LMTP client that pipelines BDAT LAST behind its RCPTs "
+                   "expects one end-of-data reply per RCPT *sent*, not per RCPT accepted (RFC 2033 section 4.2)")
+def test_lmtp_pipelined_bdat_last_with_a_refused_recipient() -> None:
+    server_config = client_config = Config(lmtp=True)
+    p = play([
+        S(R(220, "foo.edu LMTP server ready"), b"220 foo.edu LMTP server ready\r\n"),
+        C(Lhlo(domain="foo.edu"), b"LHLO foo.edu\r\n"),
+        S(R(250, "foo.edu", "PIPELINING", "CHUNKING"), b"250-foo.edu\r\n250-PIPELINING\r\n250 CHUNKING\r\n"),
+        C(Mail(reverse_path="chris@bar.com"), b"MAIL FROM:<chris@bar.com>\r\n"),
+        C(PAT, b"RCPT TO:<pat@foo.edu>\r\n"),
+        C(JONES, b"RCPT TO:<jones@foo.edu>\r\n"),
+        C(Bdat(size=4, last=True), b"BDAT 4 LAST\r\n"),
+        C(MessageData(data=b"hi\r\n"), b"hi\r\n", seen=[MessageData(data=b"hi\r\n"), EndOfMessage()]),
+        C(EndOfMessage(), b"", seen=[]),
+        S(R(250, "OK"), b"250 OK\r\n"),
+        S(R(250, "OK"), b"250 OK\r\n"),
+        S(R(550, "No such user here"), b"550 No such user here\r\n"),
+        # Only pat was accepted, so exactly one reply follows the content.
+        S(R(250, "pat delivered"), b"250 pat delivered\r\n", recipient=PAT),
+    ], client_config=client_config, server_config=server_config)
+    assert p.server.state is State.READY
+    assert p.client.pending == ()
+    assert p.client.state is State.READY
+
+
+@pytest.mark.xfail(strict=True, reason="core bug: after a 5xx to a BDAT chunk the client still lets the "
+                   "application send more BDAT chunks (RFC 3030: the sender must not send additional BDAT "
+                   "segments; our own server answers them 503)")
+def test_client_sends_no_bdat_after_a_failed_chunk() -> None:
+    p = play([
+        CNRI_GREETING,
+        C(Ehlo(domain="ymir.claremont.edu"), b"EHLO ymir.claremont.edu\r\n"),
+        S(R(250, "cnri.reston.va.us", "CHUNKING"), b"250-cnri.reston.va.us\r\n250 CHUNKING\r\n"),
+        C(Mail(reverse_path="Sam@Random.com"), b"MAIL FROM:<Sam@Random.com>\r\n"), S(R(250, "ok"), b"250 ok\r\n"),
+        C(Rcpt(forward_path="Susan@Random.com"), b"RCPT TO:<Susan@Random.com>\r\n"), S(R(250, "ok"), b"250 ok\r\n"),
+        C(Bdat(size=2), b"BDAT 2\r\n"),
+        C(MessageData(data=b"ab"), b"ab"),
+        S(R(552, "Message too big", enhanced="5.3.4"), b"552 5.3.4 Message too big\r\n"),
+    ])
+    # Our server would refuse any further chunk with 503 ...
+    with pytest.raises(LocalProtocolError):
+        p.client.send(Bdat(size=2, last=True))
+    # ... and RSET is the way out.
+    assert p.client.send(Rset()) == b"RSET\r\n"
+
+
+def test_server_refuses_bdat_after_a_failed_chunk() -> None:
+    server = greeted_server(ehlo=("mx.example.org", "CHUNKING"))
+    for line in (b"MAIL FROM:<a@b.example>\r\n", b"RCPT TO:<c@d.example>\r\n"):
+        events(server, line)
+        server.send(R(250, "ok"))
+    assert serve(server, b"BDAT 2\r\nab") == [Bdat(size=2), MessageData(data=b"ab"), PAUSED]
+    server.send(R(552, "too big", enhanced="5.3.4"))
+    got = serve(server, b"BDAT 3 LAST\r\nxyz")
+    assert got == [Refused("BDAT", 503), PAUSED]  # drained, then refused
+    server.send(got[0].reply)
+    assert serve(server, b"RSET\r\n") == [Rset(), PAUSED]
+    server.send(R(250, "ok"))
+    assert server.state is State.READY
