@@ -117,3 +117,34 @@ def test_build_returns_message_with_identical_bytes() -> None:
     msg = build(**kwargs)
     assert msg.to_bytes() == build_bytes(**kwargs)  # type: ignore[arg-type]
     assert re.match(rb"From: a@example\.com\r\n", msg.to_bytes())
+
+
+_utf8_local = st.lists(
+    st.text(alphabet=_atext[:20] + "äöüßéñçøåжπ日本", min_size=1, max_size=8), min_size=1, max_size=2
+).map(".".join)
+_utf8_domain = st.lists(
+    st.text(alphabet="abcdxyz019äöüжπ", min_size=1, max_size=8), min_size=1, max_size=2
+).map(lambda ls: ".".join(ls) + ".example")
+_utf8_mailbox = st.tuples(_phrase, st.builds(lambda lp, d: f"{lp}@{d}", _utf8_local, _utf8_domain))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    from_=_utf8_mailbox,
+    to=st.lists(_utf8_mailbox, min_size=1, max_size=4),
+    subject=_phrase,
+    filename=_filename,
+    data=st.binary(max_size=200),
+)
+def test_smtputf8_round_trip(
+    from_: tuple[str, str], to: list[tuple[str, str]], subject: str, filename: str, data: bytes
+) -> None:
+    raw = build_bytes(
+        from_=from_, to=to, subject=subject, text="body",
+        attachments=[Attachment(data, filename=filename)], smtputf8=True, seed=2,
+    )
+    msg = parse(raw)
+    assert msg["Subject"] == subject
+    same_addresses(msg.addresses("From"), [from_])
+    same_addresses(msg.addresses("To"), to)
+    assert [(p.filename, p.decoded_body()) for p in msg.attachments] == [(filename, data)]
