@@ -449,11 +449,39 @@ def build_bytes(
     return raw_headers + top.body
 
 
-def build(**kwargs: object) -> Message:
+def build(
+    *,
+    from_: Addresses = None,
+    sender: AddressInput | None = None,
+    reply_to: Addresses = None,
+    to: Addresses = None,
+    cc: Addresses = None,
+    bcc: Addresses = None,
+    subject: str | None = None,
+    text: str | None = None,
+    html: str | None = None,
+    attachments: Iterable[Attachment] = (),
+    inline: Iterable[Attachment] = (),
+    headers: HeaderItems = (),
+    date: datetime | str | bool | None = None,
+    message_id: str | bool | None = None,
+    smtputf8: bool = False,
+    allow_8bit: bool | None = None,
+    allow_binary: bool = False,
+    boundary: str | None = None,
+    seed: str | int | bytes | None = None,
+) -> Message:
     """Build a message like :func:`build_bytes` and return it parsed as a ``Message``.
 
-    ``build(...).to_bytes()`` gives the built bytes back unchanged.
+    Takes the same arguments; ``build(...).to_bytes()`` gives the built bytes unchanged.
     """
     from ._parser import parse
 
-    return parse(build_bytes(**kwargs))  # type: ignore[arg-type]
+    return parse(
+        build_bytes(
+            from_=from_, sender=sender, reply_to=reply_to, to=to, cc=cc, bcc=bcc,
+            subject=subject, text=text, html=html, attachments=attachments, inline=inline,
+            headers=headers, date=date, message_id=message_id, smtputf8=smtputf8,
+            allow_8bit=allow_8bit, allow_binary=allow_binary, boundary=boundary, seed=seed,
+        )
+    )

@@ -398,3 +398,12 @@ def test_address_header_string_with_non_ascii_is_reformatted() -> None:
 def test_address_header_string_utf8_kept_raw() -> None:
     raw = format_header("From", "Jörg <jörg@example.com>", utf8=True)
     assert raw == "From: Jörg <jörg@example.com>\r\n".encode()
+
+
+def test_huge_leading_or_trailing_white_space_is_refused_not_overlong() -> None:
+    # White space at the ends cannot be folded or carried in an encoded word; rather than
+    # write a line over 998 octets (H-09) the writer refuses.
+    for value in ("a" + " " * 2000, " " * 2000 + "a"):
+        with pytest.raises(HeaderError):
+            format_header("Subject", value)
+    assert format_header("Subject", "a" + " " * 50) == b"Subject: a" + b" " * 50 + b"\r\n"
