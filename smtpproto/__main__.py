@@ -1,0 +1,412 @@
+"""The command line: ``python -m smtpproto serve | send | demo``.
+
+* ``serve`` — a debugging SMTP/LMTP server (prints or stores what it receives);
+* ``send`` — send a message (implemented in ``smtpproto.adapters._cli_send``);
+* ``demo`` — a server and a client talking over loopback, with the transcript.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import ssl
+import sys
+import threading
+from typing import NoReturn, Sequence, TextIO
+
+__all__ = ["main"]
+
+PROG = "python -m smtpproto"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+class CLIError(Exception):
+    """A bad combination of options: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"{PROG} serve", description=(
+        "A debugging SMTP/LMTP server. Without --maildir/--mbox it prints every message to standard output."))
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8025, help="port (default 8025; 0 picks a free one)")
+    p.add_argument("--unix-socket", metavar="PATH", help="listen on a UNIX socket instead (e.g. for --lmtp)")
+    p.add_argument("--backend", choices=("asyncio", "trio", "threads"), default="asyncio",
+                   help="I/O backend (default asyncio)")
+    store = p.add_mutually_exclusive_group()
+    store.add_argument("--maildir", metavar="DIR", help="deliver into this Maildir")
+    store.add_argument("--mbox", metavar="FILE", help="append to this mbox file")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain (enables STARTTLS)")
+    p.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
+    p.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte (RFC 8314) instead of STARTTLS")
+    p.add_argument("--require-tls", action="store_true", help="refuse MAIL and AUTH before STARTTLS")
+    p.add_argument("--lmtp", action="store_true", help="speak LMTP (RFC 2033) instead of SMTP")
+    p.add_argument("--auth-user", metavar="U", help="accept AUTH PLAIN/LOGIN for this user (offered after TLS)")
+    p.add_argument("--auth-password", metavar="P", help="the password for --auth-user")
+    p.add_argument("--allow-plaintext-auth", action="store_true",
+                   help="also offer AUTH without TLS (only for testing on loopback)")
+    p.add_argument("--max-message-size", type=int, metavar="N", help="message size limit in octets (advertised as SIZE)")
+    p.add_argument("--max-connections", type=int, default=100, metavar="N", help="concurrent sessions (default 100)")
+    p.add_argument("--hostname", help="our name in the greeting and EHLO reply")
+    p.add_argument("--verbose", "-v", action="store_true", help="log sessions to standard error")
+    return p
+
+
+class _Setup:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from . import Config
+        from .adapters import ServerSettings
+        from .adapters.handlers import MaildirHandler, MboxHandler, PrintHandler
+
+        if args.port is not None and not 0 <= args.port <= 65535:
+            raise CLIError(f"--port must be between 0 and 65535, not {args.port}")
+        if (args.tls_cert is None) != (args.tls_key is None):
+            raise CLIError("--tls-cert and --tls-key go together")
+        if args.implicit_tls and args.tls_cert is None:
+            raise CLIError("--implicit-tls needs --tls-cert and --tls-key")
+        if args.require_tls and args.tls_cert is None:
+            raise CLIError("--require-tls needs --tls-cert and --tls-key")
+        if (args.auth_user is None) != (args.auth_password is None):
+            raise CLIError("--auth-user and --auth-password go together")
+        if args.auth_user is not None and args.tls_cert is None and not args.allow_plaintext_auth:
+            raise CLIError("AUTH is only offered over TLS: add --tls-cert/--tls-key (or --allow-plaintext-auth)")
+        if args.max_connections < 1:
+            raise CLIError("--max-connections must be at least 1")
+        changes: dict[str, object] = {"lmtp": args.lmtp, "require_tls": args.require_tls,
+                                      "allow_auth_without_tls": args.allow_plaintext_auth}
+        if args.max_message_size is not None:
+            changes["max_message_size"] = args.max_message_size
+        try:
+            config = Config().replace(**changes)
+        except ValueError as exc:
+            raise CLIError(str(exc).replace("max_message_size", "--max-message-size")) from None
+        try:
+            self.settings = ServerSettings(config=config, **({"hostname": args.hostname} if args.hostname else {}))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+        self.ssl_context: ssl.SSLContext | None = None
+        if args.tls_cert is not None:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            try:
+                ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise CLIError(f"cannot load the TLS certificate/key: {exc}") from None
+            self.ssl_context = ctx
+        handler: PrintHandler | MaildirHandler | MboxHandler
+        try:
+            if args.maildir:
+                handler = MaildirHandler(args.maildir)
+            elif args.mbox:
+                handler = MboxHandler(args.mbox)
+            else:
+                handler = PrintHandler()
+        except OSError as exc:
+            raise CLIError(f"cannot use the mail store: {exc}") from None
+        if args.auth_user is not None:
+            handler.set_credentials(args.auth_user, args.auth_password)
+        self.handler = handler
+        self.args = args
+        self.server_kwargs: dict[str, object] = dict(
+            host=args.host, port=args.port, unix_path=args.unix_socket, settings=self.settings,
+            ssl_context=self.ssl_context, implicit_tls=args.implicit_tls,
+            max_connections=args.max_connections)
+
+    def announce(self, address: object) -> None:
+        if isinstance(address, tuple):
+            host, port = address[0], address[1]
+            where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+        else:
+            where = f"unix:{address}"
+        extra = []
+        if self.args.lmtp:
+            extra.append("LMTP")
+        if self.args.implicit_tls:
+            extra.append("implicit TLS")
+        elif self.ssl_context is not None:
+            extra.append("STARTTLS")
+        print(f"listening on {where}" + (f" ({', '.join(extra)})" if extra else ""), flush=True)
+
+
+def _serve_threads(setup: _Setup) -> None:
+    from .adapters.sockets import SMTPServer
+
+    server = SMTPServer(setup.handler, **setup.server_kwargs)  # type: ignore[arg-type]
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        server.start()
+        setup.announce(server.address)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        server.shutdown()
+
+
+def _serve_asyncio(setup: _Setup) -> None:
+    import asyncio
+
+    from .adapters.asyncio import AsyncSMTPServer
+
+    async def run() -> None:
+        server = AsyncSMTPServer(setup.handler, **setup.server_kwargs)  # type: ignore[arg-type]
+        await server.start()
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        setup.announce(server.address)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await server.shutdown()
+
+    asyncio.run(run())
+
+
+def _serve_trio(setup: _Setup) -> None:
+    try:
+        import trio  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise CLIError("--backend trio needs the trio package: pip install \"smtpproto[trio]\"") from None
+    from .adapters.trio import TrioSMTPServer
+
+    async def run() -> None:
+        server = TrioSMTPServer(setup.handler, **setup.server_kwargs)  # type: ignore[arg-type]
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            setup.announce(address)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            await server.shutdown()
+
+    trio.run(run)
+
+
+def cmd_serve(argv: Sequence[str]) -> int:
+    parser = _serve_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        setup = _Setup(args)
+        runner = {"threads": _serve_threads, "asyncio": _serve_asyncio, "trio": _serve_trio}[args.backend]
+        runner(setup)
+    except CLIError as exc:
+        print(f"{PROG} serve: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{PROG} serve: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    print("stopped", flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- send
+
+
+def cmd_send(argv: Sequence[str]) -> int:
+    try:
+        from .adapters._cli_send import main_send  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        if "_cli_send" not in str(exc):
+            raise
+        print(f"{PROG} send: error: not available in this build (smtpproto.adapters._cli_send is missing)",
+              file=sys.stderr)
+        return 2
+    return int(main_send(list(argv)))
+
+
+# ---------------------------------------------------------------- demo
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    parser = _Parser(prog=f"{PROG} demo", description=(
+        "Start a server on a free loopback port, send it a multipart message with an attachment "
+        "through the client, print the SMTP transcript and the message as the server parsed it."))
+    parser.parse_args(argv)
+    return run_demo(sys.stdout)
+
+
+_DEMO_USER = "demo"
+_DEMO_PASSWORD = "demo-password"
+
+
+def run_demo(out: TextIO) -> int:
+    """The ``demo`` command; returns the exit status."""
+    from . import Config
+    from .adapters import Envelope, Handler, ServerSettings, Session
+    from .adapters.sockets import SMTPServer
+    from .message import Attachment, build_bytes
+
+    try:
+        from .adapters._sockets_client import SMTPClient
+    except ImportError:
+        print(f"{PROG} demo: error: the blocking client (smtpproto.adapters.sockets.SMTPClient) is missing",
+              file=sys.stderr)
+        return 1
+
+    received: list[Envelope] = []
+    done = threading.Event()
+
+    class DemoHandler(Handler):
+        parse_message = True
+        auth_mechanisms = ("PLAIN", "LOGIN")
+
+        def verify_password(self, session: Session, username: str, password: str, authzid: str | None) -> bool:
+            return username == _DEMO_USER and password == _DEMO_PASSWORD
+
+        def on_message(self, session: Session, envelope: Envelope) -> None:
+            received.append(envelope)
+            done.set()
+
+    # Loopback only, so the demo lets AUTH run without TLS (it needs no
+    # certificate and works on any machine); real servers offer AUTH after TLS.
+    config = Config(allow_auth_without_tls=True)
+    settings = ServerSettings(config=config, hostname="server.demo.test", error_delay=0)
+    server = SMTPServer(DemoHandler(), host="127.0.0.1", port=0, settings=settings, shutdown_grace=2.0)
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"{PROG} demo: error: cannot listen on 127.0.0.1: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    address = server.address
+    assert isinstance(address, tuple)
+    host, port = address
+    csv = b"city,population\r\nReykjavik,139875\r\nTromso,77544\r\nNuuk,19872\r\n"
+    message = build_bytes(
+        from_=("Alice Example", "alice@sender.test"),
+        to=[("Bob Example", "bob@receiver.test")],
+        subject="Quarterly numbers \N{BAR CHART}",
+        text="Hi Bob,\n\nThe numbers are attached.\n\n-- Alice\n",
+        html="<p>Hi Bob,</p><p>The numbers are <b>attached</b>.</p><p>-- Alice</p>",
+        attachments=[Attachment(data=csv, filename="numbers.csv", content_type="text/csv")],
+        date=True,
+        message_id=True,
+    )
+    lines: list[tuple[str, str]] = []
+    try:
+        client = SMTPClient(
+            host, port, starttls="never", username=_DEMO_USER, password=_DEMO_PASSWORD,
+            config=config, local_hostname="client.demo.test", timeout=10.0,
+            transcript=lambda direction, line: lines.append((direction, line)),
+        )
+        with client:
+            result = client.send_message(message)
+        done.wait(5.0)
+    except Exception as exc:
+        print(f"{PROG} demo: error: sending failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        server.shutdown()
+    if not received:
+        print(f"{PROG} demo: error: the server received nothing", file=sys.stderr)
+        return 1
+    envelope = received[0]
+    w = out.write
+    w(f"smtpproto demo: a server on {host}:{port} and a client, both from this library.\n")
+    w("AUTH runs without TLS here only because this is loopback; payloads are redacted.\n\n")
+    w("== SMTP transcript (C: client, S: server) ==\n")
+    for direction, line in lines:
+        w(f"{direction}: {line}\n")
+    w("\n== Outcome ==\n")
+    for rcpt, status in result.recipients.items():
+        reply = getattr(status, "reply", None)
+        code = f"{reply.code} {' '.join(reply.lines)}" if reply is not None else ("ok" if status.ok else "refused")
+        w(f"{rcpt}: {code}\n")
+    w(f"{result.size} octets sent with {result.body}\n")
+    w("\n== The message as the server parsed it ==\n")
+    msg = envelope.message
+    if msg is None:
+        w("(not parsed)\n")
+        return 1
+    w(f"envelope: MAIL FROM:<{envelope.mail_from}> RCPT TO:" + ", ".join(f"<{r}>" for r in envelope.rcpt_tos) + "\n")
+    for name in ("From", "To", "Subject", "Date", "Message-ID"):
+        value = msg.get(name)
+        if value is not None:
+            w(f"{name}: {value}\n")
+    w("structure:\n")
+    for part in msg.walk():
+        depth = 0
+        parent = part.parent
+        while parent is not None:
+            depth += 1
+            parent = parent.parent
+        label = part.content_type
+        if part.filename:
+            label += f'  (attachment "{part.filename}", {len(part.decoded_body())} octets)'
+        elif not part.is_multipart:
+            label += f"  ({len(part.decoded_body())} octets, {part.transfer_encoding})"
+        w(f"  {'  ' * depth}{label}\n")
+    for part in msg.text_body:
+        w("text body:\n")
+        for text_line in part.text().splitlines():
+            w(f"  | {text_line}\n")
+    for part in msg.attachments:
+        w(f"attachment {part.filename}:\n")
+        for text_line in part.decoded_body().decode("utf-8", "replace").splitlines():
+            w(f"  | {text_line}\n")
+    same = envelope.content == message
+    w(f"\nstored bytes identical to the bytes sent: {'yes' if same else 'NO'}\n")
+    out.flush()
+    return 0 if same else 1
+
+
+# ---------------------------------------------------------------- main
+
+
+_USAGE = f"""usage: {PROG} <command> [options]
+
+commands:
+  serve   run a debugging SMTP/LMTP server (prints or stores messages)
+  send    send a message
+  demo    a server and a client talking over loopback, with the transcript
+
+'{PROG} <command> --help' describes each command's options.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "serve":
+        return cmd_serve(rest)
+    if command == "send":
+        return cmd_send(rest)
+    if command == "demo":
+        return cmd_demo(rest)
+    if command in ("--version", "version"):
+        from . import __version__
+
+        print(f"smtpproto {__version__}")
+        return 0
+    print(f"{PROG}: error: unknown command {command!r} (choose serve, send or demo)", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
