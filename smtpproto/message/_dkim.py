@@ -44,8 +44,9 @@ def _as_bytes(value: str | bytes) -> bytes:
 def canonicalize_header(field: HeaderInput, method: Method) -> bytes:
     """Canonicalize one header field; the result always ends with CRLF.
 
-    *field* is the raw field (``b"Subject: a\\r\\n b\\r\\n"``) or a ``(name, value)``
-    pair where *value* is everything after the colon, as it appeared.
+    *field* is the raw field (``b"Subject: a\\r\\n b\\r\\n"``, e.g. a parsed ``Header``'s
+    ``raw``) or a ``(name, value)`` pair where *value* is everything after the colon, as
+    it appeared.
     """
     _check_method(method)
     if isinstance(field, tuple):
@@ -54,8 +55,11 @@ def canonicalize_header(field: HeaderInput, method: Method) -> bytes:
             value = value[:-2]
     else:
         raw = bytes(field)
+        # The field's own line break is not part of it (a parsed Header's ``raw`` has it).
         if raw.endswith(b"\r\n"):
             raw = raw[:-2]
+        elif raw.endswith(b"\n"):
+            raw = raw[:-1]
         name, colon, value = raw.partition(b":")
         if not colon:
             raise ValueError(f"not a header field (no colon): {raw[:40]!r}")

@@ -93,3 +93,18 @@ def test_unknown_method() -> None:
         canonicalize_body(b"x", "nofws")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         canonicalize_headers(b"A: b\r\n", "nowsp")  # type: ignore[arg-type]
+
+
+def test_parsed_header_fields() -> None:
+    from smtpproto.message._parser import parse
+
+    raw = b"From: a@b\r\nSubject:  Hello\r\n\t World \r\nTo: c@d\r\n\r\nBody  \r\n\r\n"
+    msg = parse(raw)
+    section = raw[: raw.index(b"\r\n\r\n") + 2]
+    for method in ("simple", "relaxed"):
+        fields = [h.raw for h in msg.headers]
+        assert canonicalize_headers(fields, method) == canonicalize_headers(section, method)  # type: ignore[arg-type]
+    assert canonicalize_headers([h.raw for h in msg.headers if h.lname == "subject"], "relaxed") == (
+        b"subject:Hello World\r\n"
+    )
+    assert canonicalize_body(msg.raw_body, "relaxed") == b"Body\r\n"
