@@ -419,9 +419,11 @@ def _format_phrase(text: str, utf8: bool) -> str:
     _check_value(text)
     if not text:
         return '""'
-    if "=?" in text or _CONTROL.search(text) or (not utf8 and not text.isascii()):
-        # RFC 2047 §5 (3): encoded words are allowed in a phrase; used for non-ASCII and
-        # for literal text that would otherwise be decoded as an encoded word.
+    too_long = any(len(w.encode("utf-8")) > MAX_LINE // 2 for w in text.split(" "))
+    if "=?" in text or _CONTROL.search(text) or (not utf8 and not text.isascii()) or too_long:
+        # RFC 2047 §5 (3): encoded words are allowed in a phrase; used for non-ASCII, for
+        # literal text that would otherwise be decoded as an encoded word, and for words
+        # too long to fold (H-09).
         return _encode_words(text)
     words = text.split(" ")
     atext = _DOT_ATOM_UTF8 if utf8 else _ATEXT_RUN

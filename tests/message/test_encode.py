@@ -407,3 +407,13 @@ def test_huge_leading_or_trailing_white_space_is_refused_not_overlong() -> None:
         with pytest.raises(HeaderError):
             format_header("Subject", value)
     assert format_header("Subject", "a" + " " * 50) == b"Subject: a" + b" " * 50 + b"\r\n"
+
+
+def test_h09_very_long_display_name_is_encoded_to_fit() -> None:
+    from smtpproto.message._parser import parse
+
+    name = "N" * 3000
+    raw = format_header("From", [(name, "a@example.com")])
+    assert all(len(line) <= 998 for line in lines_of(raw))
+    (addr,) = parse(raw + b"\r\n").addresses("From")
+    assert (addr.display_name, addr.addr_spec) == (name, "a@example.com")  # type: ignore[union-attr]
