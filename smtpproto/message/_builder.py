@@ -372,6 +372,8 @@ def build_bytes(
     for a in attachments + inline:
         if not isinstance(a, Attachment):
             raise BuildError(f"attachments must be Attachment objects, not {type(a).__name__}")
+        if not isinstance(a.data, (bytes, bytearray, memoryview)):
+            raise BuildError(f"Attachment.data must be bytes, not {type(a.data).__name__}")
     extra = _header_items(headers)
     extra_names = {n.lower() for n, _ in extra}
     for name in extra_names & _MANAGED:
@@ -386,6 +388,9 @@ def build_bytes(
         fields.append(format_header(name, value, utf8=utf8))
 
     from_list = _as_list(from_)
+    if len(from_list) > 1 and sender is None:
+        # RFC 5322 §3.6.2: with more than one author, Sender must name the one who sent it.
+        raise BuildError("a From with several mailboxes needs a sender= (RFC 5322 §3.6.2)")
     if date is not None and date is not False:
         if date is True:
             date = datetime.now(timezone.utc)

@@ -270,3 +270,17 @@ def test_group_and_sender() -> None:
     )
     assert b"Sender: Secretary <sec@example.com>\r\n" in raw
     assert b"To: undisclosed-recipients:;\r\n" in raw
+
+
+def test_several_authors_need_sender() -> None:
+    with pytest.raises(BuildError):
+        build_bytes(from_=["a@example.com", "b@example.com"], text="x")
+    raw = build_bytes(from_=["a@example.com", "b@example.com"], sender="a@example.com", text="x")
+    assert raw.startswith(b"From: a@example.com, b@example.com\r\nSender: a@example.com\r\n")
+
+
+def test_attachment_data_must_be_bytes() -> None:
+    with pytest.raises(BuildError):
+        build_bytes(attachments=[Attachment("text", filename="a.txt")])  # type: ignore[arg-type]
+    raw = build_bytes(attachments=[Attachment(bytearray(b"ok"), filename="a.bin")], seed=1)
+    assert std(raw).get_payload()[0].get_payload(decode=True) == b"ok"
