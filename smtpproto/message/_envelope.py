@@ -67,8 +67,9 @@ def _dedupe(addresses: list[str]) -> list[str]:
 def _latest_resent_block(fields: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
     """The first (= most recent, RFC 5322 §3.6.6: prepended) run of Resent-* fields.
 
-    A run ends at the first other field, or when a Resent-* field repeats a name already
-    in the run (a second, older block written right below).
+    A run ends at the first other field, or when a once-per-block field (Resent-Date,
+    -From, -Sender, -Message-ID) repeats in the run: a second, older block written right
+    below. Resent-To/-Cc/-Bcc may repeat within a block.
     """
     block: list[tuple[str, str]] = []
     names: set[str] = set()
