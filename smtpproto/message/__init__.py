@@ -17,8 +17,55 @@ from ._params import ParamValue, encode_param, parse_param_header
 from ._parser import MessageParser, parse
 from ._received import Received, parse_received
 from ._rfc2047 import decode_words, encode_words
+# Write path: safe header writing, builder, transfer encodings, DKIM, envelope.
+from ._builder import Attachment, BuildError, build, build_bytes, format_date, make_msgid
+from ._dkim import canonicalize_body, canonicalize_header, canonicalize_headers
+from ._encode import (
+    HeaderError,
+    check_field_name,
+    format_address,
+    format_addresses,
+    format_header,
+    format_params_header,
+    verify_header_bytes,
+    verify_header_section,
+)
+from ._envelope import EnvelopeError, envelope_from_headers, strip_bcc
+from ._transfer_encode import (
+    choose_encoding,
+    encode_base64,
+    encode_body,
+    encode_quoted_printable,
+    normalize_newlines,
+)
 
 __all__ = [
+    # write path
+    "Attachment",
+    "BuildError",
+    "EnvelopeError",
+    "HeaderError",
+    "build",
+    "build_bytes",
+    "canonicalize_body",
+    "canonicalize_header",
+    "canonicalize_headers",
+    "check_field_name",
+    "choose_encoding",
+    "encode_base64",
+    "encode_body",
+    "encode_quoted_printable",
+    "envelope_from_headers",
+    "format_address",
+    "format_addresses",
+    "format_date",
+    "format_header",
+    "format_params_header",
+    "make_msgid",
+    "normalize_newlines",
+    "strip_bcc",
+    "verify_header_bytes",
+    "verify_header_section",
     "Address",
     "Defect",
     "DefectKind",
