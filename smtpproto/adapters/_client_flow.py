@@ -583,6 +583,9 @@ class ClientSession:
         self._in_auth = False
         self.greeting: Reply | None = None
         self.hello_reply: Reply | None = None
+        #: How many times we waited on the network for a reply (the greeting
+        #: included): what PIPELINING saves.
+        self.round_trips = 0
 
     # -------------------------------------------------------------- state
 
@@ -626,6 +629,8 @@ class ClientSession:
 
     def _queue(self, event: Command | AuthResponse | MessageData | EndOfMessage) -> None:
         """Add an event's bytes to the next write."""
+        if isinstance(event, Command) and not self.conn.pending and self.conn.trailing_data[0]:
+            self._unsolicited()
         try:
             data = self.conn.send(event)
         except TLSRequiredError as exc:
@@ -634,6 +639,19 @@ class ClientSession:
             self._log("C", _cmd_text(event))
         if data:
             self._out.append(data)
+
+    def _unsolicited(self) -> None:
+        """Bytes arrived while no command awaited a reply: they must not be taken
+        as the reply to the command we are about to send (SECURITY-CASES T-11)."""
+        try:
+            ev = self.conn.next_event()
+        except RemoteProtocolError as exc:
+            self._broken = True
+            raise SMTPProtocolViolation(f"server broke the protocol: {exc}") from exc
+        if isinstance(ev, Reply):  # only a 421 is accepted unasked (RFC 5321 §3.8)
+            self._log_reply(ev)
+            self._broken = True
+            raise SMTPServerDisconnected(f"server closing the connection: {_reply_summary(ev)}", ev)
 
     def _flush(self) -> Flow[None]:
         if not self._out:
@@ -675,6 +693,8 @@ class ClientSession:
                         f"server closing the connection: {_reply_summary(ev)}", ev)
                 return ev
             if ev is NEED_DATA:
+                if fresh:
+                    self.round_trips += 1
                 try:
                     data = yield Read(self._timeout(), fresh)
                 except SMTPClientError as exc:
@@ -996,12 +1016,13 @@ class ClientSession:
         stream = chunks()
         pending = next(stream, None)
         in_flight: list[bool] = []  # one entry per BDAT awaiting its reply (True: LAST)
+        sent_last = False
         size = 0
         failed: Reply | None = None
 
         def queue_chunk(data: bytes | None) -> bytes | None:
             """Queue the chunk ``data`` (None: the empty LAST chunk); return the one after."""
-            nonlocal size
+            nonlocal size, sent_last
             following = next(stream, None) if data is not None else None
             last = following is None
             body = data or b""
@@ -1012,6 +1033,7 @@ class ClientSession:
             if last:
                 self._queue(EndOfMessage())
             in_flight.append(last)
+            sent_last = last
             return following
 
         if pipelining and not self.options.lmtp:
@@ -1046,7 +1068,7 @@ class ClientSession:
                     reply = yield from self._reply()
                     if reply.code != 250 and failed is None:
                         failed = reply
-                if not envelope_ok or failed is not None or in_flight[-1]:
+                if not envelope_ok or failed is not None or sent_last:
                     break
                 pending = queue_chunk(pending)
                 yield from self._flush()

@@ -1,0 +1,382 @@
+"""The asyncio SMTP/LMTP client: :class:`AsyncSMTPClient`.
+
+It moves bytes with a small :class:`asyncio.Protocol` (so STARTTLS uses the
+public :meth:`loop.start_tls` and nothing private) and performs the actions of
+:class:`~smtpproto.adapters._client_flow.ClientSession`; every protocol
+decision is made there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+import ssl
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TypeVar
+
+from .. import sasl
+from .._config import Config
+from .._events import Reply
+from .._extensions import Capabilities
+from ._client_flow import (
+    DEFAULT_CHUNK_SIZE,
+    ClientSession,
+    Close,
+    Flow,
+    MessageInput,
+    Read,
+    SendResult,
+    SMTPClientError,
+    SMTPConnectError,
+    SMTPProtocolViolation,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    StartTLS,
+    StartTLSMode,
+    Transcript,
+    Write,
+    build_options,
+    default_port,
+    hello_name,
+    prepare_message,
+)
+
+__all__ = ["AsyncSMTPClient"]
+
+T = TypeVar("T")
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """Buffers what arrives and wakes the one reader; honours write flow control."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.lost: Exception | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.lost = exc
+        self._wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def _wake(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.set_result(None)
+
+    async def wait_readable(self) -> None:
+        while not self.buffer and not self.eof:
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+
+    async def drain(self) -> None:
+        while self._paused and not self.eof:
+            self._drain = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain
+            finally:
+                self._drain = None
+        if self.eof and self.lost is not None:
+            raise self.lost
+
+
+class AsyncSMTPClient:
+    """An asyncio SMTP (or LMTP) client; the same arguments and methods as
+    :class:`~smtpproto.adapters.sockets.SMTPClient`, awaited.
+
+    ::
+
+        async with AsyncSMTPClient("mail.example", 587, username="u", password="p") as client:
+            result = await client.send_message(message)
+    """
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        starttls: StartTLSMode = "required",
+        tls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        credentials: sasl.Credentials | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        local_hostname: str | None = None,
+        lmtp: bool = False,
+        timeout: float | None = None,
+        connect_timeout: float = 30.0,
+        config: Config | None = None,
+        transcript: Transcript | None = None,
+        chunking: bool = True,
+        pipelining: bool = True,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        source_address: tuple[str, int] | None = None,
+        unix_socket: str | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self._options = build_options(
+            starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
+            auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
+            config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
+            chunk_size=chunk_size)
+        self._explicit_name = local_hostname is not None
+        self.host = host
+        self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)
+        self._tls = tls
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname or host
+        self._connect_timeout = connect_timeout
+        self._source_address = source_address
+        self._unix_socket = unix_socket
+        self._given_sock = sock
+        self._proto: _ClientProtocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._read_deadline: float | None = None
+        self.session: ClientSession | None = None
+
+    # ------------------------------------------------------------ I/O
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    def _where(self) -> str:
+        return self._unix_socket if self._unix_socket is not None else f"{self.host}:{self.port}"
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        ctx = self._context() if self._tls else None
+        hostname = self._server_hostname if self._tls else None
+        try:
+            if self._given_sock is not None:
+                coro = loop.create_connection(
+                    _ClientProtocol, sock=self._given_sock, ssl=ctx, server_hostname=hostname)
+            elif self._unix_socket is not None:
+                coro = loop.create_unix_connection(
+                    _ClientProtocol, self._unix_socket, ssl=ctx, server_hostname=hostname)
+            else:
+                if self.host is None:
+                    raise SMTPConnectError("no host to connect to")
+                coro = loop.create_connection(
+                    _ClientProtocol, self.host, self.port, ssl=ctx, server_hostname=hostname,
+                    local_addr=self._source_address)
+            transport, proto = await asyncio.wait_for(coro, self._connect_timeout)
+        except asyncio.TimeoutError as exc:
+            raise SMTPConnectError(f"cannot connect to {self._where()}: timed out") from exc
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise SMTPTLSError(f"TLS handshake failed: {exc}") from exc
+        except OSError as exc:
+            raise SMTPConnectError(f"cannot connect to {self._where()}: {exc.strerror or exc}") from exc
+        assert isinstance(transport, asyncio.Transport)
+        self._transport, self._proto = transport, proto
+
+    def _require(self) -> tuple[asyncio.Transport, _ClientProtocol]:
+        if self._transport is None or self._proto is None:
+            raise SMTPServerDisconnected("not connected")
+        return self._transport, self._proto
+
+    async def _write(self, action: Write) -> None:
+        transport, proto = self._require()
+        if proto.eof or transport.is_closing():
+            raise SMTPServerDisconnected("the connection is closed")
+        transport.write(action.data)
+        try:
+            await asyncio.wait_for(proto.drain(), action.timeout)
+        except asyncio.TimeoutError as exc:
+            raise SMTPTimeoutError(f"the server did not take our data within {action.timeout} s") from exc
+        except OSError as exc:
+            raise SMTPServerDisconnected(f"write failed: {exc}") from exc
+
+    async def _read(self, action: Read) -> bytes:
+        _, proto = self._require()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if action.fresh or self._read_deadline is None:
+            self._read_deadline = None if action.timeout is None else now + action.timeout
+        if not proto.buffer and not proto.eof:
+            remaining = None if self._read_deadline is None else self._read_deadline - now
+            if remaining is not None and remaining <= 0:
+                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
+            try:
+                await asyncio.wait_for(proto.wait_readable(), remaining)
+            except asyncio.TimeoutError as exc:
+                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s") from exc
+        if proto.buffer:
+            data = bytes(proto.buffer)
+            proto.buffer.clear()
+            return data
+        if isinstance(proto.lost, ssl.SSLError):
+            raise SMTPServerDisconnected(f"TLS error while reading: {proto.lost}")
+        return b""
+
+    async def _start_tls(self) -> None:
+        transport, proto = self._require()
+        if proto.buffer:
+            # Bytes that came after the 220 in cleartext must never be read as
+            # if they came over TLS (SECURITY-CASES T-06).
+            raise SMTPProtocolViolation("cleartext data received after the 220 reply to STARTTLS (T-06)")
+        loop = asyncio.get_running_loop()
+        try:
+            new = await asyncio.wait_for(
+                loop.start_tls(transport, proto, self._context(), server_hostname=self._server_hostname),
+                self._connect_timeout)
+        except asyncio.TimeoutError as exc:
+            raise SMTPTimeoutError("TLS handshake timed out") from exc
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise SMTPTLSError(f"TLS handshake failed: {exc}") from exc
+        except (OSError, ConnectionError) as exc:
+            raise SMTPServerDisconnected(f"connection lost during the TLS handshake: {exc}") from exc
+        if new is None:
+            raise SMTPServerDisconnected("connection lost during the TLS handshake")
+        assert isinstance(new, asyncio.Transport)
+        self._transport = new
+
+    def _close_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+
+    async def _run(self, flow: Flow[T]) -> T:
+        value: bytes | None = None
+        error: SMTPClientError | None = None
+        while True:
+            try:
+                action = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value, error = None, None
+            try:
+                if isinstance(action, Write):
+                    await self._write(action)
+                elif isinstance(action, Read):
+                    value = await self._read(action)
+                elif isinstance(action, StartTLS):
+                    await self._start_tls()
+                elif isinstance(action, Close):
+                    self._close_transport()
+            except SMTPClientError as exc:
+                error = exc
+
+    # ------------------------------------------------------------ API
+
+    async def connect(self) -> Reply:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured.
+        Returns the last EHLO/LHLO/HELO reply."""
+        if self._transport is not None:
+            raise SMTPClientError("already connected")
+        await self._open()
+        transport, _ = self._require()
+        options = self._options
+        if not self._explicit_name:
+            options = dataclasses.replace(options, local_hostname=hello_name(transport.get_extra_info("sockname")))
+        self.session = ClientSession(options)
+        try:
+            return await self._run(self.session.handshake())
+        except BaseException:
+            self._close_transport()
+            raise
+
+    def _session(self) -> ClientSession:
+        if self.session is None or self._transport is None:
+            raise SMTPServerDisconnected("not connected; call connect() first")
+        return self.session
+
+    @property
+    def extensions(self) -> Capabilities:
+        return self._session().extensions
+
+    @property
+    def tls_active(self) -> bool:
+        return self._session().tls_active
+
+    @property
+    def is_connected(self) -> bool:
+        return self._transport is not None and self.session is not None and self.session.usable
+
+    async def send_message(
+        self,
+        message: MessageInput,
+        sender: str | None = None,
+        recipients: Sequence[str] | str | None = None,
+        *,
+        mail_params: dict[str, str | None] | None = None,
+        rcpt_params: dict[str, str | None] | None = None,
+    ) -> SendResult:
+        """See :meth:`SMTPClient.send_message`.  A file object is read in
+        chunks as the transfer goes (blocking reads; files are fast)."""
+        session = self._session()
+        env_sender, env_rcpts, outgoing = prepare_message(
+            message, sender, recipients, chunk_size=session.options.chunk_size)
+        return await self._run(session.send_mail(
+            env_sender, env_rcpts, outgoing, mail_params=mail_params, rcpt_params=rcpt_params))
+
+    async def noop(self) -> Reply:
+        return await self._run(self._session().noop())
+
+    async def rset(self) -> Reply:
+        return await self._run(self._session().rset())
+
+    async def quit(self) -> Reply | None:
+        if self.session is None or self._transport is None:
+            self._close_transport()
+            return None
+        try:
+            return await self._run(self.session.quit())
+        finally:
+            self._close_transport()
+
+    async def close(self) -> None:
+        """Close the connection without QUIT."""
+        self._close_transport()
+
+    async def __aenter__(self) -> "AsyncSMTPClient":
+        if self._transport is None:
+            await self.connect()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, SMTPClientError) and self.is_connected:
+            try:
+                await self.quit()
+            except SMTPClientError:
+                await self.close()
+        else:
+            await self.close()

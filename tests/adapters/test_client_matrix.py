@@ -1,0 +1,606 @@
+"""The client facades (blocking, asyncio, trio) against real servers on loopback:
+aiosmtpd and our own server Connection.  Every test runs once per facade."""
+
+from __future__ import annotations
+
+import email.message
+import io
+import os
+import socket
+import sys
+import time
+from typing import Any, Callable
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from test_client_support import (  # noqa: E402
+    FLAVORS,
+    IO_TIMEOUT,
+    CoreServer,
+    RecordingHandler,
+    ScriptedServer,
+    aiosmtpd_server,
+    read_line,
+    run_flavor,
+    tls_cert,  # noqa: F401  (fixture)
+)
+
+from smtpproto import Mail, Rset, Rcpt  # noqa: E402
+from smtpproto.adapters._client_flow import (  # noqa: E402
+    SMTPClientError,
+    SMTPConnectError,
+    SMTPDataRefused,
+    SMTPMessageTooLarge,
+    SMTPNotSupportedError,
+    SMTPRecipientsRefused,
+    SMTPSenderRefused,
+)
+from smtpproto.message import build, strip_bcc  # noqa: E402
+
+Make = Callable[..., Any]
+pytestmark = pytest.mark.parametrize("flavor", FLAVORS)
+
+HOST = "127.0.0.1"
+PLAIN = {"starttls": "never", "timeout": IO_TIMEOUT, "connect_timeout": IO_TIMEOUT}
+
+TRICKY = (
+    b"From: Alice <alice@x.example>\r\n"
+    b"To: Bob <bob@y.example>\r\n"
+    b"Cc: carol@y.example\r\n"
+    b"Bcc: secret@z.example,\r\n"
+    b"  other-secret@z.example\r\n"
+    b"Subject: dots and ends\r\n"
+    b"\r\n"
+    b".leading dot\r\n"
+    b"..two dots\r\n"
+    b"\r\n.\r\n"
+    b"a line\r\n"
+    b".\r\n"
+    b"last line without newline"
+)
+
+
+def expected_wire(raw: bytes) -> bytes:
+    """What a server stores for ``raw`` sent with DATA: Bcc removed, and the
+    content ends with CRLF (RFC 5321 §4.1.1.4)."""
+    data = strip_bcc(raw)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+# ----------------------------------------------------------------- content
+
+
+def test_bytes_arrive_byte_exact_with_bcc_stripped_aiosmtpd(flavor: str) -> None:
+    with aiosmtpd_server() as (port, handler):
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, port, **PLAIN) as client:
+                return await client.send_message(TRICKY)
+
+        result = run_flavor(flavor, scenario)
+    [got] = handler.messages
+    assert got.content == expected_wire(TRICKY)
+    assert b"secret@z.example" not in got.content and b"Bcc" not in got.content
+    assert got.mail_from == "alice@x.example"
+    # Bcc recipients are envelope recipients: they get the message, unseen.
+    assert got.rcpt_tos == ["bob@y.example", "carol@y.example", "secret@z.example", "other-secret@z.example"]
+    assert result.ok and result.accepted == got.rcpt_tos
+    assert result.body == "DATA"
+
+
+def test_core_server_content_exact_and_h10_no_smuggling(flavor: str) -> None:
+    body = b"From: a@x.example\r\nTo: b@y.example\r\n\r\nhi\n.\r\nMAIL FROM:<x@x.example>\r\nRCPT TO:<c@y.example>\r\n"
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                return await client.send_message(body)
+
+        run_flavor(flavor, scenario)
+    # One message; the bare LF became CRLF, the dot line went out stuffed.
+    assert [m.content for m in srv.messages] == [body.replace(b"hi\n", b"hi\r\n")]
+    assert sum(isinstance(c, Mail) for c in srv.commands) == 1
+    assert not srv.errors
+
+
+def test_message_and_email_message_inputs(flavor: str) -> None:
+    msg = build(from_="a@x.example", to=["b@y.example"], bcc=["hidden@y.example"], subject="built", text="body\n")
+    em = email.message.EmailMessage()
+    em["From"] = "e@x.example"
+    em["To"] = "f@y.example"
+    em["Subject"] = "stdlib"
+    em.set_content("from the standard library\n")
+    with aiosmtpd_server() as (port, handler):
+        async def scenario(make: Make) -> None:
+            async with make(HOST, port, **PLAIN) as client:
+                await client.send_message(msg)
+                await client.send_message(em)
+
+        run_flavor(flavor, scenario)
+    first, second = handler.messages
+    assert first.content == strip_bcc(msg.to_bytes())
+    assert first.rcpt_tos == ["b@y.example", "hidden@y.example"]
+    assert second.mail_from == "e@x.example" and second.rcpt_tos == ["f@y.example"]
+    assert b"from the standard library" in second.content
+
+
+def test_resent_fields_give_the_envelope(flavor: str) -> None:
+    raw = (b"Resent-From: fwd@r.example\r\nResent-To: new@r.example\r\nResent-Bcc: quiet@r.example\r\n"
+           b"From: a@x.example\r\nTo: b@y.example\r\n\r\nforwarded\r\n")
+    with aiosmtpd_server() as (port, handler):
+        async def scenario(make: Make) -> None:
+            async with make(HOST, port, **PLAIN) as client:
+                await client.send_message(raw)
+
+        run_flavor(flavor, scenario)
+    [got] = handler.messages
+    assert got.mail_from == "fwd@r.example"
+    assert got.rcpt_tos == ["new@r.example", "quiet@r.example"]
+    assert b"quiet@r.example" not in got.content
+
+
+def test_streamed_file_arrives_exact(flavor: str, tmp_path: Any) -> None:
+    head = b"From: a@x.example\r\nTo: b@y.example\r\nBcc: c@y.example\r\nSubject: big\r\n\r\n"
+    lines = b"".join(b"%06d " % i + b"x" * 70 + b"\r\n" + (b".dot\r\n" if i % 97 == 0 else b"") for i in range(40000))
+    path = tmp_path / "big.eml"
+    path.write_bytes(head + lines)
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, chunk_size=65536, **PLAIN) as client:
+                with open(path, "rb") as f:
+                    return await client.send_message(f)
+
+        result = run_flavor(flavor, scenario)
+    [got] = srv.messages
+    assert got.content == strip_bcc(head) + lines
+    assert got.recipients == ["b@y.example", "c@y.example"]
+    assert got.mail_params["SIZE"] == str(len(strip_bcc(head) + lines))
+    assert result.size == len(got.content)
+
+
+def test_non_seekable_stream(flavor: str) -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self, data: bytes) -> None:
+            self._data = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return False
+
+        def read(self, n: int = -1) -> bytes:
+            return self._data.read(n)
+
+    raw = b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + (b"y" * 98 + b"\r\n") * 2000
+    with CoreServer(extensions=["PIPELINING", "8BITMIME", "SIZE 10485760"]) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, chunk_size=4096, **PLAIN) as client:
+                await client.send_message(Pipe(raw))
+
+        run_flavor(flavor, scenario)
+    [got] = srv.messages
+    assert got.content == raw
+    assert "SIZE" not in got.mail_params and got.mail_params.get("BODY") == "8BITMIME"
+
+
+# ----------------------------------------------------------------- recipients
+
+
+def test_partial_failure_is_a_result(flavor: str) -> None:
+    handler = RecordingHandler(refuse={"bad@y.example"})
+    with aiosmtpd_server(handler) as (port, _):
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, port, **PLAIN) as client:
+                return await client.send_message(b"Subject: x\r\n\r\nbody\r\n", "a@x.example",
+                                                  ["good@y.example", "bad@y.example"])
+
+        result = run_flavor(flavor, scenario)
+    assert result.accepted == ["good@y.example"]
+    assert set(result.refused) == {"bad@y.example"}
+    assert result.refused["bad@y.example"].code == 550
+    assert result.recipients["good@y.example"].code == 250
+    assert handler.messages[0].rcpt_tos == ["good@y.example"]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_total_refusal_raises_then_connection_is_reused(flavor: str, pipelining: bool) -> None:
+    with CoreServer(refuse={"bad@y.example", "worse@y.example"}) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, pipelining=pipelining, **PLAIN) as client:
+                with pytest.raises(SMTPRecipientsRefused) as info:
+                    await client.send_message(b"\r\nx\r\n", "a@x.example", ["bad@y.example", "worse@y.example"])
+                ok = await client.send_message(b"\r\ny\r\n", "a@x.example", ["good@y.example"])
+                return info.value, ok
+
+        err, ok = run_flavor(flavor, scenario)
+    assert set(err.recipients) == {"bad@y.example", "worse@y.example"}
+    assert all(s.code == 550 for s in err.recipients.values())
+    assert isinstance(err, SMTPClientError)
+    assert ok.accepted == ["good@y.example"]
+    assert [m.content for m in srv.messages] == [b"\r\ny\r\n"]
+    # The session was left in MAIL: an RSET came before the second MAIL.
+    kinds = [type(c) for c in srv.commands]
+    assert Rset in kinds[kinds.index(Mail) : kinds.index(Mail, kinds.index(Mail) + 1)]
+
+
+def test_sender_refused(flavor: str) -> None:
+    with CoreServer(refuse_senders={"spam@x.example"}) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                with pytest.raises(SMTPSenderRefused) as info:
+                    await client.send_message(b"\r\nx\r\n", "spam@x.example", ["b@y.example"])
+                return info.value
+
+        err = run_flavor(flavor, scenario)
+    assert err.code == 553 and err.sender == "spam@x.example"
+    assert srv.messages == []
+
+
+def test_data_refused(flavor: str) -> None:
+    handler = RecordingHandler(data_reply="554 5.6.0 content rejected")
+    with aiosmtpd_server(handler) as (port, _):
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, port, **PLAIN) as client:
+                with pytest.raises(SMTPDataRefused) as info:
+                    await client.send_message(b"Subject: x\r\n\r\nbody\r\n", "a@x.example", ["b@y.example"])
+                reply = await client.noop()  # still usable
+                return info.value, reply
+
+        err, reply = run_flavor(flavor, scenario)
+    assert err.code == 554 and reply.code == 250
+
+
+def test_many_messages_on_one_connection(flavor: str) -> None:
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                for i in range(20):
+                    await client.send_message(b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i), "a@x.example", ["b@y.example"])
+                return await client.quit()
+
+        reply = run_flavor(flavor, scenario)
+    assert reply.code == 221
+    assert [m.content for m in srv.messages] == [b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(20)]
+
+
+# ----------------------------------------------------------------- extensions
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_pipelining_round_trips(flavor: str, pipelining: bool) -> None:
+    exts = ["PIPELINING", "8BITMIME"] if pipelining else ["8BITMIME"]
+    with CoreServer(extensions=exts) as srv:
+        async def scenario(make: Make) -> int:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                before = client.session.round_trips
+                await client.send_message(b"\r\nbody\r\n", "a@x.example", ["b@y.example", "c@y.example", "d@y.example"])
+                return int(client.session.round_trips - before)
+
+        trips = run_flavor(flavor, scenario)
+    # EHLO, then (pipelined) MAIL+3 RCPT+DATA, then the content: 3 server flushes;
+    # without PIPELINING: EHLO, MAIL, 3 x RCPT, DATA, content = 7.
+    assert srv.flushes == ([3] if pipelining else [7])
+    # The client waited twice for the message (the group, the end of data), or 6 times.
+    assert trips == (2 if pipelining else 6)
+
+
+def test_pipelining_can_be_turned_off(flavor: str) -> None:
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, pipelining=False, **PLAIN) as client:
+                await client.send_message(b"\r\nbody\r\n", "a@x.example", ["b@y.example"])
+
+        run_flavor(flavor, scenario)
+    assert srv.flushes == [5]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_bdat_when_chunking_offered(flavor: str, pipelining: bool) -> None:
+    exts = ["CHUNKING", "8BITMIME", "SIZE 10485760"] + (["PIPELINING"] if pipelining else [])
+    raw = b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + b"".join(b"line %d\n" % i for i in range(3000)) + b".\r\nend"
+    with CoreServer(extensions=exts) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, chunk_size=1000, **PLAIN) as client:
+                before = client.session.round_trips
+                result = await client.send_message(raw)
+                return result, client.session.round_trips - before
+
+        result, trips = run_flavor(flavor, scenario)
+    [got] = srv.messages
+    assert got.via == "BDAT" and result.body == "BDAT"
+    # BDAT content is not dot-stuffed; bare LFs were made CRLF on the way.
+    assert got.content == raw.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+    chunks = -(-len(raw) // 1000)  # chunks are cut before CRLF repair
+    assert chunks >= 29
+    if pipelining:
+        # MAIL+RCPT+first chunk in one group, the other chunks without waiting.
+        assert trips <= 6
+    else:
+        # MAIL, RCPT, then one wait per chunk.
+        assert trips == 2 + chunks
+
+
+def test_binarymime_for_nul_octets(flavor: str) -> None:
+    raw = b"From: a@x.example\r\nTo: b@y.example\r\nContent-Transfer-Encoding: binary\r\n\r\n\x00\x01\xff\r\nbare\nlf\r"
+    with CoreServer(extensions=["PIPELINING", "CHUNKING", "BINARYMIME", "8BITMIME"]) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                await client.send_message(raw)
+
+        run_flavor(flavor, scenario)
+    [got] = srv.messages
+    assert got.content == raw  # binary: not a byte changed
+    assert got.mail_params["BODY"] == "BINARYMIME"
+    with CoreServer(extensions=["PIPELINING", "8BITMIME"]) as srv2:
+        async def refused(make: Make) -> None:
+            async with make(HOST, srv2.port, **PLAIN) as client:
+                with pytest.raises(SMTPNotSupportedError):
+                    await client.send_message(raw)
+
+        run_flavor(flavor, refused)
+    assert not any(isinstance(c, Mail) for c in srv2.commands)
+
+
+def test_smtputf8_and_8bitmime(flavor: str) -> None:
+    raw = "From: Jörg <jörg@bücher.example>\r\nTo: zoë@bücher.example\r\nSubject: Grüße\r\n\r\nÄrger über Öl\r\n".encode()
+    with aiosmtpd_server(enable_SMTPUTF8=True) as (port, handler):
+        async def scenario(make: Make) -> None:
+            async with make(HOST, port, **PLAIN) as client:
+                await client.send_message(raw)
+
+        run_flavor(flavor, scenario)
+    [got] = handler.messages
+    assert got.content == raw and got.smtp_utf8
+    assert got.mail_from == "jörg@bücher.example" and got.rcpt_tos == ["zoë@bücher.example"]
+    assert "BODY=8BITMIME" in got.mail_options
+    # A server without SMTPUTF8: refused before MAIL is sent.
+    with aiosmtpd_server(enable_SMTPUTF8=False) as (port2, handler2):
+        async def refused(make: Make) -> None:
+            async with make(HOST, port2, **PLAIN) as client:
+                with pytest.raises(SMTPNotSupportedError):
+                    await client.send_message(raw)
+                await client.send_message(b"Subject: x\r\n\r\n\xc3\xa4 8bit body\r\n", "a@x.example", ["b@y.example"])
+
+        run_flavor(flavor, refused)
+    [only] = handler2.messages
+    assert "BODY=8BITMIME" in only.mail_options and not only.smtp_utf8
+
+
+def test_size_limit_checked_before_sending(flavor: str) -> None:
+    with CoreServer(extensions=["PIPELINING", "SIZE 70000"]) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                with pytest.raises(SMTPMessageTooLarge):
+                    await client.send_message(b"\r\n" + b"z" * 80000 + b"\r\n", "a@x.example", ["b@y.example"])
+
+        run_flavor(flavor, scenario)
+    assert not any(isinstance(c, Mail) for c in srv.commands)
+
+
+def test_lmtp_per_recipient_results(flavor: str) -> None:
+    with CoreServer(lmtp=True, lmtp_fail={"full@y.example"}) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, lmtp=True, **PLAIN) as client:
+                ok = await client.send_message(b"\r\nhello\r\n", "a@x.example", ["b@y.example", "full@y.example"])
+                with pytest.raises(SMTPDataRefused) as info:
+                    await client.send_message(b"\r\nagain\r\n", "a@x.example", ["full@y.example"])
+                return ok, info.value
+
+        ok, err = run_flavor(flavor, scenario)
+    assert ok.recipients["b@y.example"].code == 250 and "b@y.example" in ok.recipients["b@y.example"].text
+    assert ok.recipients["full@y.example"].code == 452
+    assert ok.accepted == ["b@y.example"]
+    assert err.recipients["full@y.example"].code == 452
+    assert len(srv.messages) == 2
+
+
+def test_lmtp_with_chunking(flavor: str) -> None:
+    with CoreServer(lmtp=True, lmtp_fail={"full@y.example"}, extensions=["PIPELINING", "CHUNKING", "8BITMIME"]) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, lmtp=True, chunk_size=7, **PLAIN) as client:
+                return await client.send_message(b"\r\nhello there\r\n", "a@x.example",
+                                                 ["b@y.example", "full@y.example", "c@y.example"])
+
+        result = run_flavor(flavor, scenario)
+    assert [s.code for s in result.recipients.values()] == [250, 452, 250]
+    assert srv.messages[0].via == "BDAT" and srv.messages[0].content == b"\r\nhello there\r\n"
+
+
+# ----------------------------------------------------------------- session
+
+
+def test_noop_quit_and_socketpair(flavor: str) -> None:
+    srv = CoreServer()
+    client_sock, server_sock = socket.socketpair()
+    client_sock.settimeout(IO_TIMEOUT)
+    srv.serve_in_thread(server_sock)
+
+    async def scenario(make: Make) -> Any:
+        client = make(sock=client_sock, local_hostname="client.example", **PLAIN)
+        await client.connect()
+        noop = await client.noop()
+        await client.send_message(b"\r\nvia socketpair\r\n", "a@x.example", ["b@y.example"])
+        bye = await client.quit()
+        return noop, bye, client.is_connected
+
+    noop, bye, connected = run_flavor(flavor, scenario)
+    srv.__exit__(None, None, None)
+    assert noop.code == 250 and bye.code == 221 and not connected
+    assert srv.messages[0].content == b"\r\nvia socketpair\r\n"
+    assert srv.commands[0].domain == "client.example"
+    assert not srv.errors
+
+
+def test_ehlo_name_defaults_to_address_literal(flavor: str) -> None:
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN):
+                pass
+
+        run_flavor(flavor, scenario)
+    assert srv.commands[0].domain == "[127.0.0.1]"
+
+
+def test_helo_fallback(flavor: str) -> None:
+    log = bytearray()
+
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"220 old.example\r\n")
+        assert read_line(sock, log).startswith(b"EHLO ")
+        sock.sendall(b"502 5.5.1 what?\r\n")
+        assert read_line(sock, log).startswith(b"HELO ")
+        sock.sendall(b"250 old.example\r\n")
+        assert read_line(sock, log).startswith(b"MAIL FROM:<a@x.example>")
+        sock.sendall(b"250 ok\r\n")
+        read_line(sock, log)
+        sock.sendall(b"250 ok\r\n")
+        assert read_line(sock, log) == b"DATA\r\n"
+        sock.sendall(b"354 go\r\n")
+        while read_line(sock, log) != b".\r\n":
+            pass
+        sock.sendall(b"250 done\r\n")
+        assert read_line(sock, log) == b"QUIT\r\n"
+        sock.sendall(b"221 bye\r\n")
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                return await client.send_message(b"\r\n8bit \xe4 is not declared\r\n", "a@x.example", "b@y.example")
+
+        with pytest.raises(SMTPNotSupportedError):
+            run_flavor(flavor, scenario)
+
+    with ScriptedServer(script) as srv:
+        async def scenario2(make: Make) -> Any:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                return await client.send_message(b"\r\nseven bit\r\n", "a@x.example", "b@y.example")
+
+        result = run_flavor(flavor, scenario2)
+    assert result.ok and not srv.errors
+    assert b"BODY=" not in log and b"SIZE=" not in log
+
+
+def test_greeting_refused(flavor: str) -> None:
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"554 5.3.2 no service for you\r\n")
+        read_line(sock)  # QUIT
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN):
+                pass
+
+        with pytest.raises(SMTPConnectError) as info:
+            run_flavor(flavor, scenario)
+    assert info.value.reply is not None and info.value.reply.code == 554
+
+
+def test_unreachable_server(flavor: str) -> None:
+    port = 1
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: refused
+
+        async def scenario(make: Make) -> None:
+            async with make(HOST, port, **PLAIN):
+                pass
+
+        with pytest.raises(SMTPConnectError, match="cannot connect"):
+            run_flavor(flavor, scenario)
+
+
+def test_timeout_from_deadline_greeting(flavor: str) -> None:
+    def script(sock: socket.socket) -> None:
+        time.sleep(1.5)  # says nothing
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, starttls="never", timeout=0.2):
+                pass
+
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            run_flavor(flavor, scenario)
+        assert time.monotonic() - start < 1.2
+
+
+def test_timeout_waiting_for_mail_reply(flavor: str) -> None:
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock)
+        sock.sendall(b"250 hi\r\n")
+        read_line(sock)  # MAIL: never answered
+        time.sleep(1.5)
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            client = make(HOST, srv.port, starttls="never", timeout=0.25)
+            await client.connect()
+            try:
+                await client.send_message(b"\r\nx\r\n", "a@x.example", ["b@y.example"])
+            finally:
+                assert not client.is_connected
+                await client.close()
+
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            run_flavor(flavor, scenario)
+        assert time.monotonic() - start < 1.2
+
+
+def test_timeout_is_per_reply_not_per_read(flavor: str) -> None:
+    """A server dripping one byte every 0.1 s cannot stretch a 0.5 s deadline."""
+    def script(sock: socket.socket) -> None:
+        for b in b"220-" + b"x" * 40 + b"\r\n220 hi\r\n":
+            sock.sendall(bytes([b]))
+            time.sleep(0.1)
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, starttls="never", timeout=0.5):
+                pass
+
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            run_flavor(flavor, scenario)
+        assert time.monotonic() - start < 2.0
+
+
+def test_server_closes_mid_session(flavor: str) -> None:
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock)
+        sock.sendall(b"250 hi\r\n")
+        read_line(sock)
+        sock.sendall(b"250 ok\r\n250 o")  # a half reply, then EOF (F-01)
+
+    from smtpproto.adapters._client_flow import SMTPProtocolViolation, SMTPServerDisconnected
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, pipelining=False, **PLAIN) as client:
+                await client.send_message(b"\r\nx\r\n", "a@x.example", ["b@y.example"])
+
+        with pytest.raises((SMTPServerDisconnected, SMTPProtocolViolation)):
+            run_flavor(flavor, scenario)
+
+
+def test_421_during_session(flavor: str) -> None:
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock)
+        sock.sendall(b"250 hi\r\n")
+        read_line(sock)
+        sock.sendall(b"421 4.3.2 shutting down\r\n")
+
+    from smtpproto.adapters._client_flow import SMTPServerDisconnected
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                await client.send_message(b"\r\nx\r\n", "a@x.example", ["b@y.example"])
+
+        with pytest.raises(SMTPServerDisconnected) as info:
+            run_flavor(flavor, scenario)
+    assert info.value.reply is not None and info.value.reply.code == 421
