@@ -332,9 +332,8 @@ def run_demo(out: TextIO) -> int:
         w(f"{direction}: {line}\n")
     w("\n== Outcome ==\n")
     for rcpt, status in result.recipients.items():
-        reply = getattr(status, "reply", None)
-        code = f"{reply.code} {' '.join(reply.lines)}" if reply is not None else ("ok" if status.ok else "refused")
-        w(f"{rcpt}: {code}\n")
+        enhanced = f" {status.enhanced_status}" if status.enhanced_status else ""
+        w(f"{rcpt}: {status.code}{enhanced} {status.text}\n")
     w(f"{result.size} octets sent with {result.body}\n")
     w("\n== The message as the server parsed it ==\n")
     msg = envelope.message

@@ -277,12 +277,14 @@ class RelayHandler(Handler):
         replies: list[Reply] = []
         for rcpt in envelope.rcpt_tos:
             status = result.recipients.get(rcpt)
-            upstream = getattr(status, "reply", None)
-            if status is not None and getattr(status, "ok", False):
+            if status is not None and status.ok:
                 replies.append(Reply(code=250, lines=("Ok: relayed",), enhanced_status="2.0.0"))
-            elif isinstance(upstream, Reply) and upstream.code >= 400:
-                replies.append(Reply(code=upstream.code, lines=upstream.lines,
-                                     enhanced_status=upstream.enhanced_status))
+            elif status is not None and status.code >= 400:
+                enhanced = status.enhanced_status
+                if enhanced is not None and enhanced[0] != str(status.code)[0]:
+                    enhanced = None
+                replies.append(Reply(code=status.code, lines=(f"Upstream: {status.text}",),
+                                     enhanced_status=enhanced))
             else:
                 replies.append(Reply(code=451, lines=("Error: relay refused the recipient",),
                                      enhanced_status="4.4.1"))
