@@ -278,7 +278,9 @@ class CoreServer:
         return caps
 
     def _session(self, sock: socket.socket) -> None:
-        conn = Connection(Role.SERVER, Config(lmtp=self.lmtp), tls_active=self.implicit_tls)
+        # allow_auth_without_tls: so the server can play a careless (or forged) peer.
+        conn = Connection(Role.SERVER, Config(lmtp=self.lmtp, allow_auth_without_tls=True),
+                          tls_active=self.implicit_tls)
         sock.sendall(conn.send(Reply(code=220, lines=("core.test ESMTP smtpproto",))))
         out: list[bytes] = []
         rounds = 0
