@@ -294,29 +294,50 @@ def _fold(name: str, units: Sequence[str]) -> bytes:
         else:
             fine.append(unit)
     lines: list[bytes] = []
-    line = name.encode("ascii") + b":"
-    first = True
-    for unit in fine:
+    prefix = name.encode("ascii") + b":"  # what the current line starts with
+    cur: list[bytes] = []  # the units on the current line
+
+    def can_start_line(data: bytes, preferred: bool) -> bool:
+        # A continuation line starts with white space and is not blank (RFC 5322 §3.2.2).
+        # Readers commonly collapse the white space around a fold to one space, so the
+        # preferred fold point is a single SP; others are used only to stay within 998.
+        if data[:1] not in (b" ", b"\t") or not data.strip(b" \t"):
+            return False
+        return not preferred or (data[:1] == b" " and data[1:2] not in (b" ", b"\t"))
+
+    def has_text(pieces: list[bytes]) -> bool:
+        return bool(lines) or any(p.strip(b" \t") for p in pieces)
+
+    for index, unit in enumerate(fine):
         data = unit.encode("utf-8")
-        if first:
-            # The first unit goes right after "Name:", separated by one space unless it
-            # already starts with white space.
-            if data and data[:1] not in (b" ", b"\t"):
-                line += b" "
-            line += data
-            first = False
+        if index == 0:
+            # The first unit follows "Name:" after one space unless it starts with WSP.
+            cur = [data if not data or data[:1] in (b" ", b"\t") else b" " + data]
             continue
-        if (
-            len(line) + len(data) > FOLD_WIDTH
-            and data[:1] in (b" ", b"\t")  # fold only before white space ...
-            and data.strip(b" \t")  # ... never leaving a blank continuation line
-            and (lines or line[len(name) + 1 :].strip(b" \t"))
-        ):
-            lines.append(line)
-            line = data
+        width = len(prefix) + sum(map(len, cur)) + len(data)
+        if width <= FOLD_WIDTH:
+            cur.append(data)
+            continue
+        if has_text(cur) and can_start_line(data, True):
+            lines.append(prefix + b"".join(cur))
+            prefix, cur = b"", [data]
+            continue
+        # Fold earlier on this line, at its last preferred point, if there is one.
+        k = next(
+            (j for j in range(len(cur) - 1, 0, -1)
+             if can_start_line(cur[j], True) and has_text(cur[:j])),
+            None,
+        )
+        if k is not None:
+            lines.append(prefix + b"".join(cur[:k]))
+            prefix, cur = b"", cur[k:] + [data]
+        elif width > MAX_LINE and has_text(cur) and can_start_line(data, False):
+            lines.append(prefix + b"".join(cur))
+            prefix, cur = b"", [data]
         else:
-            line += data
-    if first:
+            cur.append(data)
+    line = prefix + b"".join(cur)
+    if not cur:
         line += b" "
     lines.append(line)
     out = b"\r\n".join(lines) + b"\r\n"
@@ -357,6 +378,8 @@ def format_header(
     """
     check_field_name(name)
     lname = name.lower()
+    if value is None or isinstance(value, (bytes, bytearray, int, float)):
+        raise HeaderError(f"header value must be str, not {type(value).__name__}")
     if not isinstance(value, str):
         if lname not in ADDRESS_FIELDS:
             raise HeaderError(f"only address fields take address objects, not {name}")

@@ -417,3 +417,22 @@ def test_h09_very_long_display_name_is_encoded_to_fit() -> None:
     assert all(len(line) <= 998 for line in lines_of(raw))
     (addr,) = parse(raw + b"\r\n").addresses("From")
     assert (addr.display_name, addr.addr_spec) == (name, "a@example.com")  # type: ignore[union-attr]
+
+
+def test_folds_prefer_single_spaces() -> None:
+    from smtpproto.message._parser import parse
+
+    # A reader that collapses white space around folds still gets the value back.
+    value = "by mail.example.com (Postfix) id 270231E8B13; Tue,  7 Jul 2009 22:47:39 -0700 (PDT)"
+    raw = format_header("Received", value)
+    assert b",  7" in raw  # not folded inside the double space
+    assert parse(raw + b"\r\n")["Received"] == value
+    words = "ab  " * 300
+    raw = format_header("Subject", words.strip())
+    assert all(len(line) <= 998 for line in lines_of(raw))
+
+
+def test_non_str_value_is_refused() -> None:
+    for value in (None, b"bytes", 3):
+        with pytest.raises(HeaderError):
+            format_header("Subject", value)  # type: ignore[arg-type]
