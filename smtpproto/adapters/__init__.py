@@ -8,6 +8,26 @@ or ``smtpproto.adapters.trio`` (needs the ``trio`` extra).
 
 from ._handler import Envelope, Handler, MessageResult, RcptResult, Session
 from ._server_flow import ServerSession, ServerSettings
+from ._client_flow import (
+    ClientSession,
+    RecipientStatus,
+    SendResult,
+    SMTPAuthenticationError,
+    SMTPClientError,
+    SMTPConnectError,
+    SMTPDataRefused,
+    SMTPHeloError,
+    SMTPMessageTooLarge,
+    SMTPNotSupportedError,
+    SMTPProtocolViolation,
+    SMTPRecipientsRefused,
+    SMTPResponseError,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    SMTPTLSRequiredError,
+)
 
 __all__ = [
     "Envelope",
@@ -17,4 +37,23 @@ __all__ = [
     "ServerSession",
     "ServerSettings",
     "Session",
+    # client side (one facade per adapter; these are shared)
+    "ClientSession",
+    "RecipientStatus",
+    "SendResult",
+    "SMTPAuthenticationError",
+    "SMTPClientError",
+    "SMTPConnectError",
+    "SMTPDataRefused",
+    "SMTPHeloError",
+    "SMTPMessageTooLarge",
+    "SMTPNotSupportedError",
+    "SMTPProtocolViolation",
+    "SMTPRecipientsRefused",
+    "SMTPResponseError",
+    "SMTPSenderRefused",
+    "SMTPServerDisconnected",
+    "SMTPTimeoutError",
+    "SMTPTLSError",
+    "SMTPTLSRequiredError",
 ]

@@ -1,6 +1,7 @@
 """trio adapters (needs the optional ``trio`` extra: ``pip install "smtpproto[trio]"``).
 
 Server: :class:`TrioSMTPServer` (handler hooks may be ``async def``).
+Client: :class:`TrioSMTPClient`.
 """
 
 try:
@@ -12,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._handler import Envelope, Handler, Session
 from ._server_flow import ServerSettings
+from ._trio_client import TrioSMTPClient
 from ._trio_server import TrioSMTPServer
 
-__all__ = ["Envelope", "Handler", "ServerSettings", "Session", "TrioSMTPServer"]
+__all__ = ["Envelope", "Handler", "ServerSettings", "Session", "TrioSMTPClient", "TrioSMTPServer"]
