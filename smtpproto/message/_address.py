@@ -282,6 +282,36 @@ def _mailbox(toks: list[tuple[int, str]], defects: list[Defect]) -> Address | No
     return Address(name or comment, "")
 
 
+_A = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\x80-\U0010ffff]"
+_DA = rf"{_A}+(?:\.{_A}+)*"
+# The common shapes "local@domain" and "Word Word <local@domain>" in one
+# deterministic regular expression (each repetition is delimited by a
+# character the next one cannot start with, so there is no backtracking).
+_FAST_ITEM = re.compile(
+    rf"[ \t]*(?:((?:{_A}+[ \t]+)+)<({_DA}@{_DA})>|({_DA}@{_DA}))[ \t]*(,|\Z)")
+
+
+def _fast_list(text: str, defects: list[Defect]) -> list[Address | Group] | None:
+    out: list[Address | Group] = []
+    pos, n = 0, len(text)
+    match = _FAST_ITEM.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            return None
+        if m.group(3) is not None:
+            out.append(Address(None, m.group(3)))
+        else:
+            name = m.group(1).rstrip(" \t")
+            if "=?" in name:
+                name = decode_words(name, defects)
+            out.append(Address(name, m.group(2)))
+        pos = m.end()
+        if not m.group(4):
+            break
+    return out
+
+
 def parse_address_list(text: str, defects: list[Defect] | None = None) -> list[Address | Group]:
     """Parse an address-list / mailbox-list header value (unfolded text).
 
@@ -291,6 +321,9 @@ def parse_address_list(text: str, defects: list[Defect] | None = None) -> list[A
     display names are decoded.  Never raises.
     """
     sink: list[Defect] = [] if defects is None else defects
+    fast = _fast_list(text, sink)
+    if fast is not None:
+        return fast
     toks = _tokenize(text, sink)
     items: list[tuple[list[tuple[int, str]], str | None]] = []
     cur: list[tuple[int, str]] = []
