@@ -38,6 +38,9 @@ __all__ = [
 MAX_LINE = 998
 #: RFC 5322 §2.1.1: "... SHOULD be no more than 78 characters, excluding the CRLF".
 FOLD_WIDTH = 78
+#: RFC 2047 §2: "... each line of a header field that contains one or more
+#: 'encoded-word's is limited to 76 characters".
+ENCODED_WIDTH = 76
 
 
 class HeaderError(ValueError):
@@ -222,6 +225,25 @@ def _needs_encoding(word: str, utf8: bool) -> bool:
     return False
 
 
+def _encode_first_run(run: str, room: int) -> list[str]:
+    """Encode *run* so its first encoded word fits in *room* characters after the name.
+
+    Adjacent encoded words separated by white space decode as one text (RFC 2047 §6.2),
+    so the run can be cut anywhere between characters.
+    """
+    lo, hi = 0, len(run)  # the longest head whose encoding is one word that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        head = _encode_words(run[:mid])
+        if " " not in head and len(head) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 0:
+        return _encode_words(run).split(" ")
+    return [_encode_words(run[:lo])] + _encode_words(run[lo:]).split(" ")
+
+
 def _encode_unstructured(name: str, value: str, utf8: bool) -> list[str]:
     """Return *value* as folding units: each unit after the first starts with WSP."""
     parts = _WSP_SPLIT.split(value)
@@ -258,6 +280,8 @@ def _encode_unstructured(name: str, value: str, utf8: bool) -> list[str]:
             for k in range(i + 1, j + 1):
                 run += spaces[k] + words[k]
             encoded = _encode_words(run).split(" ")
+            if not units and len(name) + 2 + len(encoded[0]) > ENCODED_WIDTH:
+                encoded = _encode_first_run(run, ENCODED_WIDTH - len(name) - 2)
             units.append(spaces[i] + encoded[0])
             units.extend(" " + e for e in encoded[1:] if e)
             i = j + 1
@@ -281,15 +305,18 @@ def _split_at_wsp(unit: str) -> list[str]:
 
 
 def _fold(name: str, units: Sequence[str]) -> bytes:
-    """Greedily pack *units* after ``name:`` into lines of at most 78 octets.
+    """Greedily pack *units* after ``name:`` into lines of at most 78 octets (76 when
+    the field holds an encoded word).
 
     Folding only ever happens before a unit, and every unit after the first starts with
     white space, so unfolding (RFC 5322 §2.2.3: remove the CRLFs) restores the value
     exactly. A unit longer than a line is broken at its own white space first.
     """
+    # RFC 2047 §2: a line holding an encoded word is at most 76 characters.
+    limit = ENCODED_WIDTH if any("=?" in u for u in units) else FOLD_WIDTH
     fine: list[str] = []
     for unit in units:
-        if len(unit.encode("utf-8")) > FOLD_WIDTH - 2:
+        if len(unit.encode("utf-8")) > limit - 2:
             fine.extend(_split_at_wsp(unit))
         else:
             fine.append(unit)
@@ -315,7 +342,7 @@ def _fold(name: str, units: Sequence[str]) -> bytes:
             cur = [data if not data or data[:1] in (b" ", b"\t") else b" " + data]
             continue
         width = len(prefix) + sum(map(len, cur)) + len(data)
-        if width <= FOLD_WIDTH:
+        if width <= limit:
             cur.append(data)
             continue
         if has_text(cur) and can_start_line(data, True):

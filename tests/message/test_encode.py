@@ -436,3 +436,17 @@ def test_non_str_value_is_refused() -> None:
     for value in (None, b"bytes", 3):
         with pytest.raises(HeaderError):
             format_header("Subject", value)  # type: ignore[arg-type]
+
+
+def test_lines_with_encoded_words_are_at_most_76() -> None:
+    raw = format_header("Subject", "Grüße aus Köln und überall " * 8)
+    assert all(len(line) <= 76 for line in lines_of(raw))
+    raw = format_header("To", [("Jörg Müller-Lüdenscheidt", f"p{i}@example.com") for i in range(5)])
+    assert all(len(line) <= 76 for line in lines_of(raw))
+
+
+def test_first_line_with_long_encoded_run_is_at_most_76() -> None:
+    for value in ("Привет, как дела? Всё хорошо, спасибо большое!", "日本語のテキスト" * 10, "ü" * 30):
+        raw = format_header("Subject", value)
+        assert all(len(line) <= 76 for line in lines_of(raw)), raw
+        assert decode_words(unfold(raw)[1:]) == value
