@@ -261,7 +261,7 @@ def run_demo(out: TextIO) -> int:
     from .message import Attachment, build_bytes
 
     try:
-        from .adapters._sockets_client import SMTPClient
+        from .adapters.sockets import SMTPClient
     except ImportError:
         print(f"{PROG} demo: error: the blocking client (smtpproto.adapters.sockets.SMTPClient) is missing",
               file=sys.stderr)
