@@ -74,9 +74,15 @@ class Server:
     final_state: State | None = None
 
     def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._run, daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def finish(self) -> "Server":
+        """Wait for the server loop to end (the client quit and closed)."""
+        self._thread.join(TIMEOUT)
+        assert not self._thread.is_alive(), "server thread did not finish"
+        return self
 
     def _reply(self, ev: Any, tx: dict[str, Any]) -> Reply | None:
         if isinstance(ev, Ehlo):
@@ -205,6 +211,7 @@ def test_smtplib_send_message(pair: Any) -> None:
         assert code == 250
         assert smtp.has_extn("pipelining") and smtp.has_extn("smtputf8")
         assert smtp.send_message(msg) == {}
+    server.finish()
     assert not server.errors
     assert server.final_state is State.CLOSED
     (got,) = server.messages
@@ -221,6 +228,7 @@ def test_smtplib_sendmail_multiple_recipients(pair: Any) -> None:
         assert smtp.sendmail("alice@example.com", rcpts, body) == {}
         # A second transaction on the same session.
         assert smtp.sendmail("", ["bob@example.org"], b"Subject: bounce\r\n\r\nnull sender\r\n") == {}
+    server.finish()
     assert not server.errors
     first, second = server.messages
     assert first.recipients == rcpts and first.data == body
@@ -234,6 +242,7 @@ def test_smtplib_lines_beginning_with_dots(pair: Any) -> None:
             b"\r\n.\r\nlast line without newline.")
     with PairSMTP(sock) as smtp:
         assert smtp.sendmail("alice@example.com", ["bob@example.org"], body) == {}
+    server.finish()
     assert not server.errors
     (got,) = server.messages
     # smtplib adds the final CRLF; every dot comes back exactly as sent.
@@ -244,6 +253,7 @@ def test_smtplib_bare_newlines_are_normalized_by_smtplib(pair: Any) -> None:
     sock, server = pair()
     with PairSMTP(sock) as smtp:
         assert smtp.sendmail("alice@example.com", ["bob@example.org"], "Subject: lf\n\nunix\nlines\n.\n") == {}
+    server.finish()
     assert not server.errors
     assert server.messages[0].data == b"Subject: lf\r\n\r\nunix\r\nlines\r\n.\r\n"
 
@@ -255,6 +265,7 @@ def test_smtplib_smtputf8(pair: Any) -> None:
         refused = smtp.sendmail("jörg@bücher.example", ["ünsal@example.org"], body,
                                 mail_options=["SMTPUTF8", "BODY=8BITMIME"])
         assert refused == {}
+    server.finish()
     assert not server.errors
     (got,) = server.messages
     assert got.reverse_path == "jörg@bücher.example"
@@ -271,6 +282,7 @@ def test_smtplib_utf8_address_without_smtputf8_is_refused(pair: Any) -> None:
         code, text = smtp.mail("jörg@bücher.example")
         assert code == 553
         assert smtp.rset()[0] == 250
+    server.finish()
     assert not server.errors
     assert server.messages == []
 
@@ -287,6 +299,7 @@ def test_smtplib_noop_rset_verify_help(pair: Any) -> None:
         assert help_text.startswith(b"2.0.0 Commands: EHLO")
         assert smtp.expn("staff")[0] == 502
         assert smtp.docmd("FROB")[0] == 500
+    server.finish()
     assert not server.errors
     kinds = [type(e).__name__ for e in server.commands]
     assert kinds == ["Ehlo", "Noop", "Rset", "Vrfy", "Help", "Expn", "UnknownCommand", "Quit"]
@@ -297,6 +310,7 @@ def test_smtplib_helo_only(pair: Any) -> None:
     with PairSMTP(sock) as smtp:
         assert smtp.helo()[0] == 250
         assert smtp.sendmail("alice@example.com", ["bob@example.org"], b"Subject: helo\r\n\r\nx\r\n") == {}
+    server.finish()
     assert not server.errors
     assert server.messages[0].data == b"Subject: helo\r\n\r\nx\r\n"
 
@@ -307,6 +321,7 @@ def test_smtplib_rejected_recipient_partial_failure(pair: Any) -> None:
         refused = smtp.sendmail("alice@example.com", ["bob@example.org", "mallory@example.org"],
                                 b"Subject: partial\r\n\r\nsome get it\r\n")
     assert refused == {"mallory@example.org": (550, b"5.1.1 <mallory@example.org>: Recipient address rejected")}
+    server.finish()
     assert not server.errors
     (got,) = server.messages
     assert got.recipients == ["bob@example.org"]
@@ -320,6 +335,7 @@ def test_smtplib_all_recipients_refused(pair: Any) -> None:
         assert set(info.value.recipients) == {"mallory@example.org", "eve@example.org"}
         # The session goes on after smtplib's RSET.
         assert smtp.sendmail("alice@example.com", ["bob@example.org"], b"Subject: next\r\n\r\nok\r\n") == {}
+    server.finish()
     assert not server.errors
     assert [m.recipients for m in server.messages] == [["bob@example.org"]]
 
@@ -332,6 +348,7 @@ def test_smtplib_sender_refused_for_unadvertised_parameter(pair: Any) -> None:
         assert code >= 500
         assert smtp.mail("alice@example.com")[0] == 250
         assert smtp.rset()[0] == 250
+    server.finish()
     assert not server.errors
 
 
@@ -344,6 +361,7 @@ def test_smtplib_size_over_limit(pair: Any) -> None:
             smtp.sendmail("alice@example.com", ["bob@example.org"], b"x" * 80000 + b"\r\n")
         assert info.value.smtp_code == 552
         assert smtp.noop()[0] == 250
+    server.finish()
     assert not server.errors
 
 
@@ -367,6 +385,7 @@ def test_aiosmtplib_send_message(pair: Any) -> None:
     errors, noop = asyncio.run(asyncio.wait_for(_aiosend(sock, msg), TIMEOUT * 2))
     assert errors[0] == {}
     assert noop.code == 250
+    server.finish()
     assert not server.errors
     (got,) = server.messages
     assert got.recipients == ["bob@example.org"]
@@ -382,6 +401,7 @@ def test_aiosmtplib_multiple_recipients_one_refused(pair: Any) -> None:
         TIMEOUT * 2))
     assert set(errors[0]) == {"mallory@example.org"}
     assert errors[0]["mallory@example.org"].code == 550
+    server.finish()
     assert not server.errors
     (got,) = server.messages
     assert got.recipients == ["bob@example.org", "carol@example.org"]
@@ -396,6 +416,7 @@ def test_aiosmtplib_smtputf8(pair: Any) -> None:
     msg.set_content("Hallo!\n")
     errors, _ = asyncio.run(asyncio.wait_for(_aiosend(sock, msg), TIMEOUT * 2))
     assert errors[0] == {}
+    server.finish()
     assert not server.errors
     (got,) = server.messages
     assert got.reverse_path == "jörg@bücher.example" and got.recipients == ["ünsal@example.org"]
