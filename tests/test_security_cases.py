@@ -1648,6 +1648,28 @@ def test_F01_eof_discards_the_transaction() -> None:
         assert run.conn.recipients == ()
 
 
+# --------------------------------------------------------------------------- coverage of the catalogue
+
+CATALOGUE = Path(__file__).resolve().parents[1] / ".." / "shared" / "SECURITY-CASES.md"
+PROTOCOL_CLASSES = ("S", "T", "P", "C", "R", "F")
+
+
+def catalogue_ids(text: str) -> list[str]:
+    return re.findall(r"^\|\s*([STPCRF]-\d{2})\s*\|", text, flags=re.MULTILINE)
+
+
+def test_every_protocol_row_has_a_test() -> None:
+    if not CATALOGUE.is_file():
+        pytest.skip(f"{CATALOGUE} not present")
+    ids = catalogue_ids(CATALOGUE.read_text(encoding="utf-8"))
+    assert len(ids) >= 40 and "S-01" in ids and "F-02" in ids, ids
+    names = [n for n in globals() if n.startswith("test_")]
+    missing = [i for i in ids if not any(n.startswith(f"test_{i.replace('-', '')}_") for n in names)]
+    assert missing == [], f"rows of SECURITY-CASES.md without a test: {missing}"
+    # Every scenario id belongs to a catalogue row.
+    assert {sid[:4] for sid in SCENARIOS} <= set(ids)
+
+
 # === new sections go above the F-02 section ===
 
 # --------------------------------------------------------------------------- F-02
