@@ -410,11 +410,11 @@ def format_header(
     if not isinstance(value, str):
         if lname not in ADDRESS_FIELDS:
             raise HeaderError(f"only address fields take address objects, not {name}")
-        return _fold(name, _address_units(_as_address_list(value), utf8))
+        return _fold(name, _address_units(name, _as_address_list(value), utf8))
     _check_value(value)
     if lname in ADDRESS_FIELDS:
         if (not utf8 and not value.isascii()) or "=?" in value or _CONTROL.search(value):
-            return _fold(name, _address_units(_parse_address_string(value), utf8))
+            return _fold(name, _address_units(name, _parse_address_string(value), utf8))
         return _fold(name, _structured_units(value, ","))
     if lname in STRUCTURED_FIELDS:
         if not utf8 and not value.isascii():
@@ -464,7 +464,7 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _format_phrase(text: str, utf8: bool) -> str:
+def _format_phrase(text: str, utf8: bool, room: int | None = None) -> str:
     """A display name as an RFC 5322 §3.2.5 phrase: atoms, a quoted string or encoded words."""
     _check_value(text)
     if not text:
@@ -474,7 +474,10 @@ def _format_phrase(text: str, utf8: bool) -> str:
         # RFC 2047 §5 (3): encoded words are allowed in a phrase; used for non-ASCII, for
         # literal text that would otherwise be decoded as an encoded word, and for words
         # too long to fold (H-09).
-        return _encode_words(text)
+        encoded = _encode_words(text)
+        if room is not None and len(encoded.split(" ")[0]) > room:
+            return " ".join(_encode_first_run(text, room))
+        return encoded
     words = text.split(" ")
     atext = _DOT_ATOM_UTF8 if utf8 else _ATEXT_RUN
     if all(w and atext.fullmatch(w) and "." not in w for w in words):
@@ -538,13 +541,18 @@ def format_address(addr: AddressInput, *, utf8: bool = False) -> str:
     domain is IDNA-encoded unless ``utf8=True``, and a non-ASCII local part needs
     ``utf8=True``. A group is written as ``name: a, b;``.
     """
+    return _format_address(addr, utf8)
+
+
+def _format_address(addr: AddressInput, utf8: bool, room: int | None = None) -> str:
+    # *room*: characters left on the line for a leading encoded word (RFC 2047 §2).
     display, addr_spec, members = _address_parts(addr)
     if members is not None:
         inner = ", ".join(format_address(m, utf8=utf8) for m in members)
-        return f"{_format_phrase(display or '', utf8)}:{' ' + inner if inner else ''};"
+        return f"{_format_phrase(display or '', utf8, room)}:{' ' + inner if inner else ''};"
     spec = _format_addr_spec(addr_spec, utf8)
     if display:
-        return f"{_format_phrase(display, utf8)} <{spec}>"
+        return f"{_format_phrase(display, utf8, room)} <{spec}>"
     return spec
 
 
@@ -553,8 +561,9 @@ def format_addresses(addresses: Iterable[AddressInput], *, utf8: bool = False) -
     return ", ".join(format_address(a, utf8=utf8) for a in addresses)
 
 
-def _address_units(addresses: Sequence[AddressInput], utf8: bool) -> list[str]:
-    items = [format_address(a, utf8=utf8) for a in addresses]
+def _address_units(name: str, addresses: Sequence[AddressInput], utf8: bool) -> list[str]:
+    room = ENCODED_WIDTH - len(name) - 2
+    items = [_format_address(a, utf8, room if i == 0 else None) for i, a in enumerate(addresses)]
     if not items:
         return [""]
     units = [items[0]]

@@ -450,3 +450,14 @@ def test_first_line_with_long_encoded_run_is_at_most_76() -> None:
         raw = format_header("Subject", value)
         assert all(len(line) <= 76 for line in lines_of(raw)), raw
         assert decode_words(unfold(raw)[1:]) == value
+
+
+def test_first_address_long_encoded_display_name_fits_76() -> None:
+    from smtpproto.message._parser import parse
+
+    name = "Александр Сергеевич Пушкин-Клижентас"
+    for header in ("From", "Disposition-Notification-To"):
+        raw = format_header(header, [(name, "a@example.com"), (name, "b@example.com")])
+        assert all(len(line) <= 76 for line in lines_of(raw)), raw
+        got = [(a.display_name, a.addr_spec) for a in parse(raw + b"\r\n").addresses(header)]  # type: ignore[union-attr]
+        assert got == [(name, "a@example.com"), (name, "b@example.com")]
