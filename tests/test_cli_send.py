@@ -1,0 +1,147 @@
+"""``python -m smtpproto send`` against loopback servers (aiosmtpd and our own
+server Connection)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "adapters"))
+
+from test_client_support import CoreServer, RecordingHandler, aiosmtpd_server, tls_cert, Cert  # noqa: E402,F401
+
+from smtpproto.adapters._cli_send import main_send  # noqa: E402
+from smtpproto.message import parse  # noqa: E402
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main_send(argv, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_builds_and_sends_with_attachment(tmp_path: Path) -> None:
+    att = tmp_path / "report.bin"
+    att.write_bytes(bytes(range(256)) * 4)
+    body = tmp_path / "body.txt"
+    body.write_text("Grüße,\n.a line with a dot\n", encoding="utf-8")
+    with aiosmtpd_server() as (port, handler):
+        code, out, err = run(["--server", f"127.0.0.1:{port}", "--from", "a@x.example", "--to", "b@y.example",
+                              "--to", "c@y.example", "--subject", "Report", "--body-file", str(body),
+                              "--attach", str(att)])
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "ok      b@y.example  250 2.0.0 Message accepted",
+        "ok      c@y.example  250 2.0.0 Message accepted",
+    ]
+    [got] = handler.messages
+    assert got.mail_from == "a@x.example" and got.rcpt_tos == ["b@y.example", "c@y.example"]
+    msg = parse(got.content)
+    assert msg.get("Subject") == "Report" and msg.get("Message-ID") and msg.get("Date")
+    [attachment] = msg.attachments
+    assert attachment.filename == "report.bin"
+    assert attachment.decoded_body() == bytes(range(256)) * 4
+    [text] = msg.text_body
+    assert text.text().replace("\r\n", "\n") == "Grüße,\n.a line with a dot\n"
+
+
+def test_message_file_envelope_from_headers_and_bcc(tmp_path: Path) -> None:
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(b"From: a@x.example\r\nTo: b@y.example\r\nBcc: hidden@y.example\r\nSubject: f\r\n\r\nfile body\r\n")
+    with CoreServer() as srv:
+        code, out, err = run(["--server", f"127.0.0.1:{srv.port}", "--message-file", str(eml)])
+    assert code == 0, err
+    [got] = srv.messages
+    assert got.recipients == ["b@y.example", "hidden@y.example"]
+    assert got.content == b"From: a@x.example\r\nTo: b@y.example\r\nSubject: f\r\n\r\nfile body\r\n"
+    assert "hidden@y.example" in out
+
+
+def test_partial_failure_exits_1_and_lists_each_recipient() -> None:
+    with aiosmtpd_server(RecordingHandler(refuse={"bad@y.example"})) as (port, handler):
+        code, out, err = run(["--server", f"127.0.0.1:{port}", "--from", "a@x.example",
+                              "--to", "good@y.example", "--to", "bad@y.example", "--body", "hi"])
+    assert code == 1
+    assert "ok      good@y.example" in out and "REFUSED bad@y.example   550 5.1.1" in out
+    assert err.strip().endswith("1 of 2 recipients refused") and err.count("\n") == 1
+
+
+def test_total_failure_exits_1() -> None:
+    with aiosmtpd_server(RecordingHandler(refuse={"bad@y.example"})) as (port, _):
+        code, out, err = run(["--server", f"127.0.0.1:{port}", "--from", "a@x.example", "--to", "bad@y.example"])
+    assert code == 1 and "REFUSED bad@y.example" in out and "every recipient was refused" in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--from", "a@x.example", "--to", "b@y.example"], "--server"),
+    (["--server", "h:99999", "--from", "a@x.example", "--to", "b@y.example"], "bad port"),
+    (["--server", "::1", "--from", "a@x.example", "--to", "b@y.example"], "brackets"),
+    (["--server", "h", "--to", "b@y.example"], "--from"),
+    (["--server", "h", "--from", "a@x.example", "--to", "b@y.example", "--user", "u"], "go together"),
+    (["--server", "h", "--from", "a@x.example", "--to", "b@y.example", "--starttls", "--tls"], "not allowed"),
+    (["--server", "h", "--message-file", "/nonexistent/m.eml"], "--message-file"),
+    (["--server", "h", "--from", "a@x.example", "--to", "b@y.example", "--attach", "/nonexistent/x"], "--attach"),
+    (["--server", "h", "--bogus"], "unrecognized"),
+])
+def test_bad_flags_one_line_exit_2(argv: list[str], words: str) -> None:
+    code, out, err = run(argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and words in err and err.startswith("python -m smtpproto send: error:")
+
+
+def test_unreachable_server_one_line() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        code, out, err = run(["--server", f"127.0.0.1:{port}", "--from", "a@x.example", "--to", "b@y.example"])
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "cannot connect to 127.0.0.1" in err
+
+
+def test_tls_failure_then_insecure_and_verbose_auth_redacted(tls_cert: Cert) -> None:
+    with aiosmtpd_server(tls_context=tls_cert.server_context(), require_starttls=True,
+                         users={"u": "pa55word"}) as (port, handler):
+        base = ["--server", f"127.0.0.1:{port}", "--from", "a@x.example", "--to", "b@y.example",
+                "--starttls", "--user", "u", "--password", "pa55word"]
+        code, out, err = run(base)
+        assert code == 1 and err.count("\n") == 1 and "TLS handshake failed" in err
+        code, out, err = run(base + ["--insecure", "--verbose"])
+    assert code == 0, err
+    assert "C: AUTH PLAIN <redacted>" in err and "S: 235" in err and "pa55word" not in err
+    assert "C: STARTTLS" in err and "C: <TLS established>" in err
+    assert len(handler.messages) == 1
+
+
+def test_cleartext_auth_refused_with_clear_error() -> None:
+    with CoreServer(extensions=["PIPELINING", "AUTH PLAIN"]) as srv:
+        code, out, err = run(["--server", f"127.0.0.1:{srv.port}", "--from", "a@x.example",
+                              "--to", "b@y.example", "--user", "u", "--password", "p"])
+    assert code == 1 and "cleartext" in err and err.count("\n") == 1
+
+
+def test_lmtp() -> None:
+    with CoreServer(lmtp=True, lmtp_fail={"full@y.example"}) as srv:
+        code, out, err = run(["--server", f"127.0.0.1:{srv.port}", "--lmtp", "--from", "a@x.example",
+                              "--to", "b@y.example", "--to", "full@y.example", "--body", "x"])
+    assert code == 1
+    assert "ok      b@y.example     250 2.0.0 <b@y.example> delivered" in out
+    assert "REFUSED full@y.example  452 4.2.2 <full@y.example> mailbox full" in out
+
+
+def test_dispatched_by_python_m_smtpproto() -> None:
+    with CoreServer() as srv:
+        proc = subprocess.run(
+            [sys.executable, "-m", "smtpproto", "send", "--server", f"127.0.0.1:{srv.port}",
+             "--from", "a@x.example", "--to", "b@y.example", "--subject", "via -m", "--body", "hello"],
+            capture_output=True, text=True, timeout=60,
+            cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok      b@y.example  250")
+    assert b"hello" in srv.messages[0].content
