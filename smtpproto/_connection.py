@@ -327,7 +327,7 @@ class Connection:
         elif self._state is State.TLS:
             self._fail(RemoteProtocolError("data received after the 220 reply to STARTTLS (T-06)"))
         if self._state is not State.ERROR:
-            self._buf.append(bytes(data))
+            self._buf.append(data if type(data) is bytes else bytes(data))
 
     def _fail(self, exc: RemoteProtocolError) -> None:
         self._state = State.ERROR

@@ -196,9 +196,14 @@ class DataReader:
         """Process ``data`` (all bytes buffered); None means "need more"."""
         if self._at_line_start and data.startswith(b".\r\n"):
             return self._finish(b"", 3, True)
-        i = data.find(b"\r\n.\r\n")
-        if i >= 0:
-            return self._finish(data[: i + 2], i + 5, True)
+        # Every end of data and every stuffed dot starts with CRLF "."; most
+        # chunks of real mail have neither, so one scan settles both.
+        j = data.find(b"\r\n.")
+        stuffed = j >= 0
+        if stuffed:
+            i = data.find(b"\r\n.\r\n", j)
+            if i >= 0:
+                return self._finish(data[: i + 2], i + 5, True)
         # No end yet: keep back what could begin a terminator or a CRLF.
         if data.endswith(b"\r\n.\r"):
             hold = 2
@@ -211,15 +216,15 @@ class DataReader:
             return None  # "." or ".\r" at a line start may still be the end
         if end <= 0:
             return None
-        return self._finish(data[:end], end, False)
+        return self._finish(data[:end] if hold else data, end, False, stuffed)
 
-    def _finish(self, raw: bytes, consumed: int, end: bool) -> DataOutcome:
+    def _finish(self, raw: bytes, consumed: int, end: bool, stuffed: bool = True) -> DataOutcome:
         out = raw
         if raw:
             bare = self._check(raw)
             if self._at_line_start and raw[:1] == b".":
                 out = raw[1:]
-            if b"\r\n." in out:
+            if stuffed:
                 out = out.replace(b"\r\n.", b"\r\n")
             self._at_line_start = raw.endswith(b"\r\n")
             self.size += len(out)
