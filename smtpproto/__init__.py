@@ -33,8 +33,26 @@ from ._events import (
     UnknownCommand,
     Vrfy,
 )
-from ._extensions import Capabilities
+from ._enhanced import EnhancedStatus
+from ._enhanced import describe as describe_status
+from ._enhanced import explain as explain_status
+from ._extensions import (
+    Capabilities,
+    DeliverBy,
+    FutureRelease,
+    MailParams,
+    Orcpt,
+    ParameterError,
+    ParamProblem,
+    RcptParams,
+    Rrvs,
+    xtext_decode,
+    xtext_encode,
+)
 from ._state import State
+from ._xclient import XclientError, format_xclient, format_xforward, parse_xclient, parse_xforward
+from .proxy import ProxyHeader, ProxyProtocolError
+from .replies import ReplySpec
 
 __version__ = "0.1.0"
 
@@ -49,28 +67,46 @@ __all__ = [
     "ConnectionClosed",
     "Data",
     "Deadline",
+    "DeliverBy",
+    "describe_status",
     "Ehlo",
     "EndOfMessage",
+    "EnhancedStatus",
     "Event",
+    "explain_status",
     "Expn",
+    "format_xclient",
+    "format_xforward",
+    "FutureRelease",
     "Helo",
     "Help",
     "InvalidCommand",
     "Lhlo",
     "LocalProtocolError",
     "Mail",
+    "MailParams",
     "MessageData",
     "MessageRejected",
     "NEED_DATA",
     "NewlinePolicy",
     "Noop",
+    "Orcpt",
+    "ParameterError",
+    "ParamProblem",
+    "parse_xclient",
+    "parse_xforward",
     "PAUSED",
     "PregreetPolicy",
+    "ProxyHeader",
+    "ProxyProtocolError",
     "Quit",
     "Rcpt",
+    "RcptParams",
     "RemoteProtocolError",
     "Reply",
+    "ReplySpec",
     "Role",
+    "Rrvs",
     "Rset",
     "SMTPProtocolError",
     "StartTLS",
@@ -78,5 +114,8 @@ __all__ = [
     "TLSRequiredError",
     "UnknownCommand",
     "Vrfy",
+    "XclientError",
+    "xtext_decode",
+    "xtext_encode",
     "__version__",
 ]
