@@ -9,8 +9,6 @@ chunk is a handful of linear scans.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
@@ -32,6 +30,7 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
+from .sasl import MalformedAuthData, _strict_b64decode
 from ._syntax import AddressLimits, SyntaxProblem, has_controls, parse_params, parse_path
 
 __all__ = ["CommandProblem", "parse_command", "decode_sasl", "DataReader", "KNOWN_VERBS"]
@@ -62,13 +61,13 @@ _BDAT_SIZE = re.compile(r"[0-9]{1,20}")
 
 
 def decode_sasl(text: str) -> bytes | None:
-    """Strict base64 as RFC 4954 §4 requires; ``=`` is the empty response.
-    None when the text is not valid base64."""
+    """Strict, canonical base64 as RFC 4954 §4 requires (the same decoder the
+    SASL mechanisms use); ``=`` is the empty response.  None when invalid."""
     if text == "=":
         return b""
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return _strict_b64decode(text)
+    except MalformedAuthData:
         return None
 
 
