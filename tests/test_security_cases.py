@@ -1670,6 +1670,47 @@ def test_every_protocol_row_has_a_test() -> None:
     assert {sid[:4] for sid in SCENARIOS} <= set(ids)
 
 
+# --------------------------------------------------------------------------- T: extra hand-over variants
+
+T01_NOSYNC = scenario(server_scenario("T-01/no-sync", b"STARTTLS\r\nRSET\r\n", TLS_UP, b"EHLO c.example\r\n",
+                                      prefix=PREFIX[:1], config=Config(enforce_pipelining_sync=False)))
+T01_NOSYNC_LATE = scenario(server_scenario("T-01/no-sync-after-220", b"STARTTLS\r\n", b"RSET\r\n", TLS_UP,
+                                           b"EHLO c.example\r\n", prefix=PREFIX[:1],
+                                           config=Config(enforce_pipelining_sync=False)))
+
+
+@pytest.mark.xfail(strict=True, reason="core bug (CVE-2011-0411 class): with enforce_pipelining_sync=False, "
+                   "plaintext that arrives after the STARTTLS event but before the 220 is sent stays buffered "
+                   "and is executed after tls_established() (RSET and EHLO come out as post-TLS commands)")
+def test_T01_starttls_injection_without_sync_enforcement() -> None:
+    for run in runs(T01_NOSYNC):
+        assert_no_plaintext_crosses(run, (Rset, Ehlo))
+
+
+def test_T01_starttls_injection_after_220_without_sync_enforcement() -> None:
+    for run in runs(T01_NOSYNC_LATE):
+        assert_no_plaintext_crosses(run, (Rset, Ehlo))
+
+
+def _t06_late(d: ClientDriver) -> None:
+    greet_and_ehlo(d, b"250-mx.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
+    d.send(StartTLS())
+    d.feed(b"220 Ready to start TLS\r\n")
+    d.feed(b"250-example.org\r\n250 AUTH LOGIN\r\n")
+
+
+T06_LATE = client_scenario("T-06/after-220", _t06_late)
+
+
+def test_T06_client_injection_after_the_220_read() -> None:
+    for run in runs(T06_LATE):
+        assert replies_of(run)[-1] == Reply(code=220, lines=["Ready to start TLS"])
+        assert run.transcript[-1] == Raised(None)
+        assert run.conn.state is State.ERROR and not run.conn.extensions.auth
+        with pytest.raises(LocalProtocolError):
+            run.conn.tls_established()
+
+
 # === new sections go above the F-02 section ===
 
 # --------------------------------------------------------------------------- F-02
@@ -1728,7 +1769,9 @@ F02_BUGS: dict[str, str] = {
     "S-01": _BUG_RELEASE, "S-02": _BUG_RELEASE, "S-03": _BUG_RELEASE, "S-04": _BUG_RELEASE,
     "S-05": _BUG_REASON, "S-06a": _BUG_RELEASE, "S-06b": _BUG_RELEASE, "S-07": _BUG_RELEASE,
     "S-14": _BUG_RELEASE, "S-17": _BUG_RELEASE, "S-15": _BUG_SYNC, "T-01": _BUG_SYNC,
-    "T-02": _BUG_SYNC, "T-06": _BUG_CLIENT_TLS, "P-02": _BUG_SYNC,
+    "T-02": _BUG_SYNC, "T-06": _BUG_CLIENT_TLS,
+    "T-01/no-sync": "core bug: plaintext received between the STARTTLS event and the 220 crosses the "
+                    "hand-over when enforce_pipelining_sync=False (whole: 554; in pieces: executed after TLS)", "P-02": _BUG_SYNC,
     **{f"P-02/{n}": _BUG_SYNC for n in ("EHLO", "HELO", "NOOP", "VRFY", "EXPN", "QUIT")},
 }
 
