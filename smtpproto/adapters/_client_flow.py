@@ -344,12 +344,22 @@ class OutgoingMessage:
     utf8_headers: bool
 
 
+def _header_end(data: bytes) -> int | None:
+    """Where the header section ends (after its blank line), or None if the
+    blank line is not in ``data``; an empty first line is an empty header."""
+    for blank in (b"\r\n", b"\n"):
+        if data.startswith(blank):
+            return len(blank)
+    m = _HEADER_END.search(data)
+    return None if m is None else m.end()
+
+
 def _describe(data: bytes) -> tuple[bool, bool, bool]:
     """(eight_bit, binary, utf8_headers) for whole message bytes."""
     if data.isascii():
         return False, b"\x00" in data, False
-    m = _HEADER_END.search(data)
-    head = data if m is None else data[: m.start()]
+    end = _header_end(data)
+    head = data if end is None else data[:end]
     return True, b"\x00" in data, not head.isascii()
 
 
@@ -370,9 +380,9 @@ def _read_header_section(stream: IO[bytes], chunk_size: int) -> tuple[bytes, byt
     blank line, what was read past it)."""
     buf = b""
     while True:
-        m = _HEADER_END.search(buf)
-        if m is not None:
-            return buf[: m.end()], buf[m.end() :]
+        end = _header_end(buf)
+        if end is not None:
+            return buf[:end], buf[end:]
         if len(buf) > _MAX_STREAM_HEADER:
             raise ValueError("the message's header section is larger than 1 MiB")
         more = stream.read(chunk_size)
