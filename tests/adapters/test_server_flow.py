@@ -453,3 +453,13 @@ def test_rcpt_refusal_by_bool() -> None:
 
     s = Script(No(), [b"EHLO c.test\r\n", b"MAIL FROM:<a@x>\r\n", b"RCPT TO:<b@y>\r\n"]).run()
     assert s.output.endswith(b"550 5.1.1 Recipient address rejected\r\n")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "core bug: in LMTP a refused BDAT LAST chunk (here: over the size limit) is answered once, "
+    "while RFC 2033 §4.2 and the core's own client expect one reply per accepted recipient"))
+def test_lmtp_refused_bdat_last_gets_one_reply_per_recipient() -> None:
+    reads = [b"LHLO c.test\r\n", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nBDAT 70000 LAST\r\n",
+             b"x" * 70000, b"QUIT\r\n"]
+    s = Script(Keep(), reads, config=Config(lmtp=True, max_message_size=65536)).run()
+    assert s.codes()[-3:] == [552, 552, 221]
