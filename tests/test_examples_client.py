@@ -1,0 +1,50 @@
+"""The client examples run against a loopback server (our own server Connection)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "adapters"))
+
+from test_client_support import CoreServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_send_blocking() -> None:
+    with CoreServer() as srv:
+        proc = run_example("send_blocking.py", f"127.0.0.1:{srv.port}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["bob@example.net: 250 2.0.0 queued", "archive@example.org: 250 2.0.0 queued"]
+    [msg] = srv.messages
+    assert msg.recipients == ["bob@example.net", "archive@example.org"]
+    assert b"archive@example.org" not in msg.content and b"minutes.txt" in msg.content
+
+
+@pytest.mark.parametrize("name", ["send_asyncio.py", "send_trio.py"])
+def test_send_concurrently(name: str) -> None:
+    with CoreServer() as srv:
+        proc = run_example(name, f"127.0.0.1:{srv.port}")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == [f"team{n}@example.net: 250 2.0.0 queued" for n in (1, 2, 3)]
+    assert sorted(m.recipients[0] for m in srv.messages) == [f"team{n}@example.net" for n in (1, 2, 3)]
+
+
+def test_bulk_sender_pipelining() -> None:
+    with CoreServer(extensions=["PIPELINING", "8BITMIME"]) as srv:
+        proc = run_example("bulk_sender_pipelining.py", f"127.0.0.1:{srv.port}", "50")
+    assert proc.returncode == 0, proc.stderr
+    assert "server offers PIPELINING: True" in proc.stdout
+    assert "sent 50/50 messages to 5 recipients each" in proc.stdout
+    assert "round trips per message: 2.00" in proc.stdout
+    assert len(srv.messages) == 50 and all(len(m.recipients) == 5 for m in srv.messages)
