@@ -454,8 +454,11 @@ class _Machine:
         # (it cannot be split, and calling it a multipart would hide the data).
         self._defect(node, DefectKind.START_BOUNDARY_NOT_FOUND,
                      "no boundary line found in multipart; body kept as one part", pos)
-        node._kind = LEAF
-        node._preamble_end = -1
+        if self.sink is None:
+            node._kind = LEAF
+            node._preamble_end = -1
+        # With a sink the bytes already streamed past as preamble (which sinks
+        # never receive), so the part stays a multipart without parts.
 
     def _drop_trailing_empty_part(self, end: int) -> None:
         # A delimiter line that is the last line of the input (a truncated

@@ -146,12 +146,14 @@ def encode_words(text: str, charset: str = "utf-8") -> str:
     if codec is None:
         raise LookupError(f"unknown charset {charset!r}")
     label = charset.strip().lower()
+    if codec in ("utf-16", "utf-32"):
+        # Python would put a byte-order mark before every character; name
+        # the byte order instead (RFC 2781 section 3.3).
+        codec = codec + "-be"
+        label = codec.replace("-be", "be")
     if not text:
         return f"=?{label}?q??="
     chars = [ch.encode(codec) for ch in text]
-    if codec.startswith(("utf-16", "utf-32")):  # no BOM per word
-        chars = [ch.encode(codec.replace("utf-16", "utf-16-be").replace("utf-32", "utf-32-be")
-                           if codec in ("utf-16", "utf-32") else codec) for ch in text]
     q_len = sum(len(_q_char(b)) for c in chars for b in c)
     b_len = (sum(len(c) for c in chars) + 2) // 3 * 4
     enc = "q" if q_len <= b_len else "b"
