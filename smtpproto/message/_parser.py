@@ -559,7 +559,7 @@ class MessageParser:
         elif callable(body_sink):
             sink = body_sink
         elif callable(getattr(body_sink, "write", None)):
-            sink = body_sink.write
+            sink = getattr(body_sink, "write")  # noqa: B009 - typed as object
         else:
             raise TypeError("body_sink must be callable or have a write(part, chunk) method")
         self._machine = _Machine(self._limits, sink, bytearray())
