@@ -3,7 +3,7 @@
 Bytes in, events out; events in, bytes out.  See ``docs/`` for the concepts.
 """
 
-from ._config import Config, NewlinePolicy, PregreetPolicy
+from ._config import Config, NewlinePolicy, PregreetPolicy, ProxyProtocol
 from ._connection import NEED_DATA, PAUSED, Connection, Deadline, Role
 from ._errors import LocalProtocolError, RemoteProtocolError, SMTPProtocolError, TLSRequiredError
 from ._events import (
@@ -32,6 +32,9 @@ from ._events import (
     StartTLS,
     UnknownCommand,
     Vrfy,
+    Xclient,
+    Xforward,
+    ProxyConnected,
 )
 from ._enhanced import EnhancedStatus
 from ._enhanced import describe as describe_status
@@ -97,7 +100,9 @@ __all__ = [
     "parse_xforward",
     "PAUSED",
     "PregreetPolicy",
+    "ProxyConnected",
     "ProxyHeader",
+    "ProxyProtocol",
     "ProxyProtocolError",
     "Quit",
     "Rcpt",
@@ -114,7 +119,9 @@ __all__ = [
     "TLSRequiredError",
     "UnknownCommand",
     "Vrfy",
+    "Xclient",
     "XclientError",
+    "Xforward",
     "xtext_decode",
     "xtext_encode",
     "__version__",

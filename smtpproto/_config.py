@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Config", "NewlinePolicy", "PregreetPolicy"]
+__all__ = ["Config", "NewlinePolicy", "PregreetPolicy", "ProxyProtocol"]
 
 #: What to do with a bare CR or bare LF (one not part of CRLF).
 #: ``"reject"``: a command line containing one is refused with 500 5.5.2; in DATA the
@@ -24,6 +24,10 @@ NewlinePolicy = Literal["reject", "normalize"]
 #: a 521 reply, ``"enforce"`` refuses every later command but QUIT with 550,
 #: ``"ignore"`` processes them after the greeting.
 PregreetPolicy = Literal["drop", "enforce", "ignore"]
+
+#: Whether a server expects a HAProxy PROXY protocol header before anything
+#: else, and which versions it accepts.
+ProxyProtocol = Literal["off", "v1", "v2", "any"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,9 @@ class Config:
     allow_auth_without_tls: bool = False
     #: LMTP (RFC 2033): LHLO instead of EHLO/HELO, one reply per recipient.
     lmtp: bool = False
+    #: Server behind a proxy: a PROXY protocol header must open the connection
+    #: (HAProxy proxy-protocol.txt); garbage or a missing header closes it.
+    proxy_protocol: ProxyProtocol = "off"
 
     # --- timeouts (RFC 5321 §4.5.3.2), in seconds; the core only reports them --
     timeout_greeting: float = 300.0
@@ -130,6 +137,8 @@ class Config:
             raise ValueError(f"bad bare_newline policy {self.bare_newline!r}")
         if self.client_bare_newline not in ("reject", "normalize"):
             raise ValueError(f"bad client_bare_newline policy {self.client_bare_newline!r}")
+        if self.proxy_protocol not in ("off", "v1", "v2", "any"):
+            raise ValueError(f"bad proxy_protocol {self.proxy_protocol!r}")
         if self.pregreet not in ("drop", "enforce", "ignore"):
             raise ValueError(f"bad pregreet policy {self.pregreet!r}")
 

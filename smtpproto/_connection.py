@@ -43,6 +43,9 @@ from ._events import (
     StartTLS,
     UnknownCommand,
     Vrfy,
+    Xclient,
+    Xforward,
+    ProxyConnected,
 )
 from ._extensions import Capabilities, check_mail_params, check_rcpt_params
 from ._readers import CommandProblem, DataReader, decode_sasl, parse_command
@@ -51,6 +54,7 @@ from ._replies import format_reply, parse_reply_line, split_enhanced
 from ._state import ALLOWED, GROUP_ENDERS, Greeting, State, next_state
 from ._syntax import AddressLimits, SyntaxProblem, check_domain_or_literal, check_mailbox
 from ._writers import DataWriter, format_auth_response, format_command
+from .proxy import ProxyHeader, ProxyProtocolError, parse_proxy_header
 
 __all__ = ["Role", "Connection", "NEED_DATA", "PAUSED", "Deadline"]
 
@@ -179,7 +183,8 @@ class Connection:
         self._discarding = 0  # octets of an over-long command line dropped so far
         self._error_reply_allowed = False
         self._pregreet_enforce = False
-        self._auth_mechanism: str | None = None
+        self._proxy: ProxyHeader | None = None
+        self._proxy_pending = our_role is Role.SERVER and self.config.proxy_protocol != "off"
 
     # ------------------------------------------------------------ properties
 
@@ -228,6 +233,11 @@ class Connection:
             if isinstance(item, Event):
                 return item
         return None
+
+    @property
+    def proxy(self) -> ProxyHeader | None:
+        """(Server) the PROXY protocol header that opened the connection."""
+        return self._proxy
 
     @property
     def tls_active(self) -> bool:
@@ -313,7 +323,9 @@ class Connection:
             raise RuntimeError("received data after the peer closed")
         if self.our_role is Role.SERVER:
             if not self._greeted:
-                self._pregreet = True
+                # Bytes before our greeting: a PROXY header if we expect one,
+                # otherwise an early talker (P-01).
+                self._pregreet = not self._proxy_pending
             elif self._state is State.TLS:
                 # T-01/T-02: plaintext after STARTTLS, before the hand-over.
                 self._fail(RemoteProtocolError(
@@ -474,6 +486,13 @@ class Connection:
                     max_size=self._size_limit())
         elif ctype is StartTLS:
             self._extensions = Capabilities()
+        elif ctype is Xclient:
+            # Postfix: the session starts over as if the proxied client had
+            # connected; the EHLO (and what it advertised) must be redone.
+            self._esmtp = False
+            self._extensions = Capabilities()
+            self._authenticated = False
+            self._reset_transaction()
         elif ctype in (Auth, AuthResponse) and code == 235:
             self._authenticated = True
         elif ctype is EndOfMessage:
@@ -498,6 +517,8 @@ class Connection:
     def _next_server_event(self) -> NextEvent:
         if self._state is State.CLOSED:
             return ConnectionClosed()
+        if self._proxy_pending:
+            return self._read_proxy()
         if not self._greeted or self._state is State.TLS:
             return PAUSED
         if self._pregreet:
@@ -540,6 +561,25 @@ class Connection:
             if type(event) in GROUP_ENDERS or not self.pipelining:
                 raise _sync_error()
         return event
+
+    def _read_proxy(self) -> NextEvent:
+        mode = self.config.proxy_protocol
+        try:
+            header = parse_proxy_header(self._buf.peek(len(self._buf)),
+                                        allow_v1=mode in ("v1", "any"), allow_v2=mode in ("v2", "any"))
+        except ProxyProtocolError as exc:
+            # Not SMTP's business to answer: whoever sent this is no proxy of ours.
+            raise RemoteProtocolError(f"bad PROXY protocol header: {exc}") from None
+        if header is None:
+            if self._peer_closed:
+                self._state = State.CLOSED
+                return ConnectionClosed()
+            return NEED_DATA
+        self._buf.discard(header.consumed)
+        self._proxy_pending = False
+        self._proxy = header
+        self._pregreet = bool(self._buf)
+        return ProxyConnected(header=header)
 
     def _read_line(self, limit: int) -> bytes | InvalidCommand | UnknownCommand | None:
         """One line without its terminator, an InvalidCommand for an over-long or
@@ -709,6 +749,14 @@ class Connection:
             problem = check_rcpt_params(cmd.params, ext, smtputf8=self._smtputf8)
             if problem is not None:
                 return CommandProblem(verb, problem.text, problem.code, problem.enhanced, problem.text)
+        elif isinstance(cmd, (Xclient, Xforward)):
+            advertised = ext.xclient if isinstance(cmd, Xclient) else ext.xforward
+            if advertised is None:
+                return CommandProblem(verb, f"{verb} not advertised", 502, "5.5.1", "Error: command not implemented")
+            unknown = sorted(set(cmd.attributes) - set(advertised))
+            if unknown:
+                return CommandProblem(verb, "attribute not advertised", 501, "5.5.4",
+                                      f"Bad {verb} attribute name: {unknown[0]}")
         elif isinstance(cmd, Data):
             if self._binarymime:
                 # RFC 3030 §3: BINARYMIME content must go by BDAT.
@@ -946,6 +994,13 @@ class Connection:
         elif isinstance(cmd, (Vrfy, Expn)):
             if not cmd.argument.isascii() and not ext.smtputf8:
                 raise LocalProtocolError("non-ASCII argument needs SMTPUTF8")
+        elif isinstance(cmd, (Xclient, Xforward)):
+            advertised = ext.xclient if isinstance(cmd, Xclient) else ext.xforward
+            if advertised is None:
+                raise LocalProtocolError(f"the server did not advertise {cmd.verb}")
+            unknown = sorted(set(cmd.attributes) - set(advertised))
+            if unknown:
+                raise LocalProtocolError(f"the server did not advertise {cmd.verb} attribute {unknown[0]}")
 
     def _check_path(self, path: str, *, utf8: bool, what: str) -> None:
         if path == "":
@@ -1000,6 +1055,8 @@ class Connection:
         if self._state is State.CLOSED:
             raise LocalProtocolError("connection is closed")
         if not self._greeted:
+            if self._proxy_pending:
+                raise LocalProtocolError("the PROXY protocol header has not been received yet")
             if event.code not in (220, 421, 554):
                 raise LocalProtocolError("the greeting must be 220, 554 or 421 (RFC 5321 §3.1)")
             out = format_reply(event)
@@ -1047,6 +1104,8 @@ class Connection:
                 raise LocalProtocolError("AUTH must not be advertised before TLS (T-04)")
         if isinstance(owed, StartTLS) and cls == 2 and code != 220:
             raise LocalProtocolError("STARTTLS is answered with 220")
+        if isinstance(owed, Xclient) and cls == 2 and code != 220:
+            raise LocalProtocolError("XCLIENT success is a 220 greeting")
         if isinstance(owed, Quit) and cls == 2 and code != 221:
             raise LocalProtocolError("QUIT is answered with 221")
 
@@ -1054,11 +1113,11 @@ class Connection:
 _VERB_TYPES: dict[str, type] = {
     "EHLO": Ehlo, "HELO": Helo, "LHLO": Lhlo, "MAIL": Mail, "RCPT": Rcpt, "DATA": Data,
     "BDAT": Bdat, "RSET": Rset, "NOOP": Noop, "QUIT": Quit, "VRFY": Vrfy, "EXPN": Expn,
-    "HELP": Help, "STARTTLS": StartTLS, "AUTH": Auth,
+    "HELP": Help, "STARTTLS": StartTLS, "AUTH": Auth, "XCLIENT": Xclient, "XFORWARD": Xforward,
 }
 
 
-_SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 220, Quit: 221}
+_SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 220, Quit: 221, Xclient: 220}
 
 
 def _assume_success(state: State, cmd: object, ctype: type | None) -> State:

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ._errors import LocalProtocolError
 from ._syntax import SyntaxProblem, check_mailbox, check_param, has_controls
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .proxy import ProxyHeader
 
 __all__ = [
     "Event",
@@ -40,6 +43,9 @@ __all__ = [
     "StartTLS",
     "Auth",
     "AuthResponse",
+    "Xclient",
+    "Xforward",
+    "ProxyConnected",
     "UnknownCommand",
     "InvalidCommand",
     "MessageRejected",
@@ -411,7 +417,57 @@ class AuthResponse(Event):
         return f"AuthResponse(data={_redacted(self.data)})"
 
 
+def _check_attributes(event: object, command: str, attributes: Mapping[str, str]) -> None:
+    from ._xclient import XclientError, validate_attribute
+
+    if not isinstance(attributes, Mapping) or not attributes:
+        raise LocalProtocolError(f"{command} needs a non-empty mapping of attributes")
+    out: dict[str, str] = {}
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise LocalProtocolError(f"{command} attributes map str to str")
+        try:
+            out[name.upper()] = validate_attribute(command, name, value)  # type: ignore[arg-type]
+        except XclientError as exc:
+            raise LocalProtocolError(str(exc)) from None
+    object.__setattr__(event, "attributes", out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Xclient(Command):
+    """``XCLIENT attr=value ...`` (Postfix XCLIENT_README): a trusted proxy tells
+    the server about the real client.  Success is a 220 that restarts the
+    session, so EHLO is due again."""
+
+    verb = "XCLIENT"
+    attributes: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        _check_attributes(self, "XCLIENT", self.attributes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Xforward(Command):
+    """``XFORWARD attr=value ...`` (Postfix XFORWARD_README): a content filter
+    passes on the original client's details for the next transaction."""
+
+    verb = "XFORWARD"
+    attributes: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        _check_attributes(self, "XFORWARD", self.attributes)
+
+
 # ---------------------------------------------------------------- server-only
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConnected(Event):
+    """(Server, with ``Config(proxy_protocol=...)``) the HAProxy PROXY header
+    that opened the connection: the real client's addresses.  It comes before
+    the greeting is due."""
+
+    header: "ProxyHeader"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

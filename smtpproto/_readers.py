@@ -29,7 +29,10 @@ from ._events import (
     Rset,
     StartTLS,
     Vrfy,
+    Xclient,
+    Xforward,
 )
+from ._xclient import XclientError, parse_xclient, parse_xforward
 from .sasl import MalformedAuthData, _strict_b64decode
 from ._syntax import AddressLimits, SyntaxProblem, has_controls, parse_params, parse_path
 
@@ -54,7 +57,7 @@ def _syntax(verb: str, usage: str, reason: str = "") -> CommandProblem:
 
 KNOWN_VERBS = frozenset(
     {"EHLO", "HELO", "LHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "NOOP", "QUIT",
-     "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH"}
+     "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH", "XCLIENT", "XFORWARD"}
 )
 
 _BDAT_SIZE = re.compile(r"[0-9]{1,20}")
@@ -140,6 +143,13 @@ def parse_command(
         if n == 0 and not last:
             return _syntax(verb, "BDAT size [LAST]", "BDAT 0 without LAST")
         return Bdat(size=n, last=bool(last))
+    if verb in ("XCLIENT", "XFORWARD"):
+        try:
+            attrs = parse_xclient(arg) if verb == "XCLIENT" else parse_xforward(arg)
+        except XclientError as exc:
+            p = exc.problem
+            return CommandProblem(verb, str(exc), p.code, p.enhanced, p.text)
+        return Xclient(attributes=attrs) if verb == "XCLIENT" else Xforward(attributes=attrs)
     # AUTH mechanism [initial-response]  (RFC 4954 §4)
     mech, _, initial = arg.partition(" ")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,20}", mech) or " " in initial:

@@ -72,7 +72,10 @@ def format_reply(reply: Reply, *, max_line: int = 512) -> bytes:
         if prefix is not None:
             text = f"{prefix} {text}" if text else prefix
         sep = " " if i == last else "-"
-        line = (code + sep + text if text or sep == "-" else code).encode("utf-8", "surrogateescape")
+        # RFC 5321 §4.2 lets a last line be the bare code, but RFC 4954 §4's
+        # continue-req is "334" SP [base64]: keep the space for 334.
+        bare = not text and sep == " " and reply.code != 334
+        line = (code if bare else code + sep + text).encode("utf-8", "surrogateescape")
         if len(line) + 2 > max_line:
             raise LocalProtocolError(f"reply line longer than {max_line} octets: {line[:60]!r}...")
         out.append(line)

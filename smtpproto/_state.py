@@ -29,6 +29,8 @@ from ._events import (
     Rset,
     StartTLS,
     Vrfy,
+    Xclient,
+    Xforward,
 )
 
 __all__ = ["State", "Greeting", "ALLOWED", "TRANSITIONS", "GROUP_ENDERS", "next_state", "diagram"]
@@ -81,7 +83,7 @@ ALLOWED: dict[State, frozenset[type]] = {
     S.GREETING: frozenset(),
     S.NO_SERVICE: frozenset({Quit}),
     S.HELLO: frozenset(_HELLOS + _ANYTIME),
-    S.READY: frozenset(_HELLOS + _ANYTIME + (Mail, StartTLS, Auth)),
+    S.READY: frozenset(_HELLOS + _ANYTIME + (Mail, StartTLS, Auth, Xclient, Xforward)),
     S.MAIL: frozenset(_HELLOS + _ANYTIME + (Rcpt,)),
     S.RCPT: frozenset(_HELLOS + _ANYTIME + (Rcpt, Data, Bdat)),
     # RFC 3030 §3: after a BDAT chunk only further chunks (or leaving) make sense.
@@ -117,6 +119,8 @@ TRANSITIONS: dict[tuple[State, type, int], State] = {
     (S.AUTH, AuthResponse, 4): S.READY,
     (S.AUTH, AuthResponse, 5): S.READY,
     (S.NO_SERVICE, Quit, 2): S.CLOSED,
+    # Postfix XCLIENT: success is a new 220 greeting, so the client says EHLO again.
+    (S.READY, Xclient, 2): S.HELLO,
 }
 for _st in (S.HELLO, S.READY, S.MAIL, S.RCPT):
     for _cmd in _HELLOS:
@@ -136,9 +140,9 @@ TRANSITIONS[(S.BDAT, Bdat, 2)] = S.BDAT
 
 #: RFC 2920 §3.1: these must be the last command of a pipelined group; RFC 3207
 #: and RFC 4954 add STARTTLS and AUTH (and an AUTH continuation is by nature an
-#: answer to a challenge).
+#: answer to a challenge); XCLIENT restarts the session like a greeting.
 GROUP_ENDERS: frozenset[type] = frozenset(
-    {Ehlo, Helo, Lhlo, Data, Vrfy, Expn, Quit, Noop, StartTLS, Auth, AuthResponse}
+    {Ehlo, Helo, Lhlo, Data, Vrfy, Expn, Quit, Noop, StartTLS, Auth, AuthResponse, Xclient}
 )
 
 

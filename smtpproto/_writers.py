@@ -24,8 +24,11 @@ from ._events import (
     Mail,
     Rcpt,
     Vrfy,
+    Xclient,
+    Xforward,
 )
 from ._syntax import format_params
+from ._xclient import format_xclient, format_xforward
 
 __all__ = ["format_command", "format_auth_response", "DataWriter"]
 
@@ -48,6 +51,9 @@ def format_command(cmd: Command) -> str:
         return f"{cmd.verb} {cmd.argument}"
     if isinstance(cmd, Help):
         return "HELP" if cmd.argument is None else f"HELP {cmd.argument}"
+    if isinstance(cmd, (Xclient, Xforward)):
+        lines = (format_xclient if isinstance(cmd, Xclient) else format_xforward)(cmd.attributes, max_length=10**6)
+        return f"{cmd.verb} {lines[0]}"
     if isinstance(cmd, Auth):
         if cmd.initial_response is None:
             return f"AUTH {cmd.mechanism}"
