@@ -222,7 +222,9 @@ class _SessionProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self.wake(True)
-        return True  # keep the write side: the session closes it
+        # Keep the write side open (the session closes it) -- except over TLS,
+        # where asyncio closes anyway and warns when asked not to.
+        return self.transport is not None and self.transport.get_extra_info("ssl_object") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
