@@ -67,6 +67,8 @@ class DefectKind(str, enum.Enum):
     INVALID_MESSAGE_ID = "invalid-message-id"
     UNBALANCED_COMMENT = "unbalanced-comment"
     UNTERMINATED_QUOTED_STRING = "unterminated-quoted-string"
+    # A bug in this library; the input is kept as one opaque part.
+    INTERNAL_ERROR = "internal-error"
 
 
 @dataclass(frozen=True, slots=True)

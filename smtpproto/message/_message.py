@@ -322,6 +322,12 @@ class Message:
         return pv.maintype or None if pv is not None else None
 
     @property
+    def disposition_params(self) -> dict[str, str]:
+        """Content-Disposition parameters (RFC 2183, RFC 2231-decoded), or ``{}``."""
+        pv = self._disposition_pv()
+        return dict(pv.params) if pv is not None else {}
+
+    @property
     def filename(self) -> str | None:
         """Content-Disposition ``filename``, else Content-Type ``name`` (decoded)."""
         pv = self._disposition_pv()
@@ -408,47 +414,78 @@ class Message:
 
     # ------------------------------------------------------------------ typed views
 
+    def _note(self, found: list[Defect], offset: int | None) -> None:
+        # Record defects from a typed view once, however often it is called,
+        # located at the field they came from.
+        for d in found:
+            if d.offset is None and offset is not None and not self._enc_level:
+                d = Defect(d.kind, d.message, offset, d.severity)
+            if d not in self._defects:
+                self._defects.append(d)
+
+    def _fields_named(self, name: str) -> list[Header]:
+        lname = name.lower()
+        return [h for h in self._all_fields() if h.lname == lname]
+
     def addresses(self, name: str = "From") -> list[Address | Group]:
         """Every address or group in all fields called ``name`` (e.g. ``"To"``)."""
         from ._address import parse_address_list
         out: list[Address | Group] = []
-        for h in self._all_fields():
-            if h.lname == name.lower():
-                out.extend(parse_address_list(h.text(), self._defects))
+        for h in self._fields_named(name):
+            found: list[Defect] = []
+            out.extend(parse_address_list(h.text(), found))
+            self._note(found, h.offset)
         return out
 
     def date(self, name: str = "Date") -> datetime | None:
         """The first ``name`` field as an aware datetime (``None`` if absent/invalid)."""
         from ._dates import parse_date
-        text = self._first_text(name.lower())
-        return None if text is None else parse_date(text, self._defects)
+        for h in self._fields_named(name):
+            found: list[Defect] = []
+            result = parse_date(h.text(), found)
+            self._note(found, h.offset)
+            return result
+        return None
 
     def message_ids(self, name: str = "Message-ID") -> list[str]:
         """Message identifiers (without angle brackets) in all fields called ``name``."""
         from ._msgid import parse_message_ids
         out: list[str] = []
-        for h in self._all_fields():
-            if h.lname == name.lower():
-                out.extend(parse_message_ids(h.text(), self._defects))
+        for h in self._fields_named(name):
+            found: list[Defect] = []
+            out.extend(parse_message_ids(h.text(), found))
+            self._note(found, h.offset)
         return out
 
     def received(self) -> list[Received]:
         """The Received trace fields, newest first, parsed (RFC 5321 section 4.4)."""
         from ._received import parse_received
-        return [parse_received(h.text(), self._defects) for h in self._all_fields()
-                if h.lname == "received"]
+        out: list[Received] = []
+        for h in self._fields_named("Received"):
+            found: list[Defect] = []
+            out.append(parse_received(h.text(), found))
+            self._note(found, h.offset)
+        return out
 
     def list_header(self, name: str) -> list[ListHeader]:
         """An RFC 2369 List-* field (List-Help, List-Unsubscribe...) as URLs with comments."""
         from ._lists import parse_list_header
-        text = self._first_text(name.lower())
-        return [] if text is None else parse_list_header(text, self._defects)
+        for h in self._fields_named(name):
+            found: list[Defect] = []
+            result = parse_list_header(h.text(), found)
+            self._note(found, h.offset)
+            return result
+        return []
 
     def list_id(self) -> str | None:
         """The RFC 2919 List-Id identifier (without angle brackets), or ``None``."""
         from ._lists import parse_list_id
-        text = self._first_text("list-id")
-        return None if text is None else parse_list_id(text, self._defects)
+        for h in self._fields_named("List-Id"):
+            found: list[Defect] = []
+            result = parse_list_id(h.text(), found)
+            self._note(found, h.offset)
+            return result
+        return None
 
     # ------------------------------------------------------------------ defects
 

@@ -513,16 +513,19 @@ def _parse_encoded(root: Message, limits: Limits, counter: list[int]) -> None:
         data = decode_transfer(node.raw_body, node.transfer_encoding, defects, None)
         node._defects.extend(defects)
         node._body_decoded = True
-        machine = _Machine(limits, None, data, base_depth=node._depth + 1,
-                           enc_level=node._enc_level + 1, counter=counter, offsets=False)
-        machine.run(True)
-        child = machine.result()
+        try:
+            machine = _Machine(limits, None, data, base_depth=node._depth + 1,
+                               enc_level=node._enc_level + 1, counter=counter, offsets=False)
+            machine.run(True)
+            child = machine.result()
+        except Exception as exc:  # pragma: no cover - see _opaque
+            child = _opaque(data, exc)
         child._parent = node
         node._children = [child]
         work.extend(n for n in child.walk() if n._kind == ENCODED_MESSAGE)
 
 
-def parse(data: bytes, *, limits: Limits | None = None) -> Message:
+def parse(data: bytes | bytearray | memoryview, *, limits: Limits | None = None) -> Message:
     """Parse a complete message.  Never raises on any input: problems become defects.
 
     ``data`` may be bytes, bytearray or memoryview; line endings may be CRLF or
@@ -531,11 +534,26 @@ def parse(data: bytes, *, limits: Limits | None = None) -> Message:
     lim = limits if limits is not None else Limits()
     buf = data if isinstance(data, bytes) else bytes(data)
     counter = [0]
-    machine = _Machine(lim, None, buf, counter=counter)
-    machine.run(True)
-    root = machine.result()
+    try:
+        machine = _Machine(lim, None, buf, counter=counter)
+        machine.run(True)
+        root = machine.result()
+    except Exception as exc:  # pragma: no cover - the promise is "never raises"
+        return _opaque(buf, exc)
     _parse_encoded(root, lim, counter)
     return root
+
+
+def _opaque(data: bytes, exc: Exception) -> Message:
+    # Last line of defence for the "never raises" contract: should a bug
+    # surface, the caller still gets the exact bytes back plus an error defect
+    # (the property tests assert this never happens).
+    node = Message()
+    node._src = data
+    node._end = len(data)
+    node._defects.append(Defect(DefectKind.INTERNAL_ERROR, f"parser error: {exc!r}", None,
+                                Severity.ERROR))
+    return node
 
 
 class MessageParser:

@@ -119,6 +119,17 @@ def test_h07_no_address_guessed_out_of_junk(value: str) -> None:
     assert DefectKind.INVALID_ADDRESS in {d.kind for d in msg.defects}
 
 
+def test_view_defects_recorded_once_at_the_field() -> None:
+    data = b"Subject: x\r\nFrom: a@b.c, junk)<x@y.z>\r\n\r\n"
+    msg = parse(data)
+    msg.addresses("From")
+    msg.addresses("From")
+    invalid = [d for d in msg.defects if d.kind == DefectKind.INVALID_ADDRESS]
+    assert len(invalid) == 1
+    assert invalid[0].offset == data.index(b"From")
+    assert msg.addresses("From") == [Address(None, "a@b.c")]
+
+
 def test_h07_comma_case_yields_both() -> None:
     msg = parse(b"From: alice@example.org,<bob@example.com>\r\n\r\n")
     assert [a.addr_spec for a in msg.addresses("From")] == ["alice@example.org",
@@ -304,7 +315,7 @@ def test_odd_inputs_round_trip(data: bytes) -> None:
     assert msg.to_bytes() == data
     msg.check()
     assert parse(bytearray(data)).to_bytes() == data
-    assert parse(memoryview(data)).to_bytes() == data  # type: ignore[arg-type]
+    assert parse(memoryview(data)).to_bytes() == data
 
 
 # ---------------------------------------------------------------- bodies and charsets
@@ -340,6 +351,7 @@ def test_filename_rfc2231_continuations_and_2047() -> None:
                 b" filename*1=\"e final.txt\"\r\n\r\n")
     assert msg.filename == "résume final.txt"
     assert msg.content_disposition == "attachment"
+    assert msg.disposition_params == {"filename": "résume final.txt"}
     msg = parse(b"Content-Type: image/png; name==?utf-8?b?w6k=?=.png\r\n\r\n")
     assert msg.filename == "é.png"
     assert msg.is_attachment
