@@ -130,6 +130,7 @@ class Message:
         return value
 
     def __contains__(self, name: object) -> bool:
+        """True if a field called ``name`` (case-insensitive) is present."""
         if not isinstance(name, str):
             return False
         lname = name.lower()

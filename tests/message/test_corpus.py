@@ -201,3 +201,18 @@ def test_specific_defects_in_corpus() -> None:
     for name, kind in cases.items():
         kinds = {d.kind for d in parse((ROOT / name).read_bytes()).check()}
         assert kind in kinds, (name, kinds)
+
+
+@pytest.mark.parametrize("path", FILES[::3], ids=_rel)
+def test_edits_change_only_the_edited_field(path: Path) -> None:
+    data = path.read_bytes()
+    msg = parse(data)
+    parts = [p for p in msg.walk() if not p._enc_level][:4]
+    for part in parts:
+        hdr_end = part._hdr_end
+        if hdr_end == part._start or data[hdr_end - 1:hdr_end] != b"\n":
+            continue  # no header section, or it does not end with a line break
+        part.add_header("X-Edit-Test", "1")
+        assert msg.to_bytes() == data[:hdr_end] + b"X-Edit-Test: 1\r\n" + data[hdr_end:]
+        del part["X-Edit-Test"]
+        assert msg.to_bytes() == data

@@ -503,3 +503,27 @@ def test_stdlib_bridges() -> None:
     ours = Message.from_email_message(built)
     assert ours["Subject"] == "Grüße"
     assert ours.text().replace("\r\n", "\n") == "hällo\n"
+
+
+def test_public_read_path_names_are_documented() -> None:
+    import inspect
+
+    import smtpproto.message as m
+
+    names = ["Address", "Defect", "DefectKind", "Group", "Header", "Limits", "ListHeader",
+             "Message", "MessageParser", "ParamValue", "Received", "Severity", "decode_words",
+             "encode_param", "encode_words", "parse", "parse_address_list", "parse_date",
+             "parse_list_header", "parse_list_id", "parse_message_ids", "parse_param_header",
+             "parse_received"]
+    for name in names:
+        assert name in m.__all__
+        obj = getattr(m, name)
+        assert obj.__doc__, name
+        if inspect.isclass(obj):
+            for attr, value in vars(obj).items():
+                if attr.startswith("_") and attr not in ("__getitem__", "__setitem__",
+                                                         "__delitem__", "__contains__"):
+                    continue
+                func = value.fget if isinstance(value, property) else value
+                if callable(func):
+                    assert func.__doc__, f"{name}.{attr}"
