@@ -115,3 +115,128 @@ def test_smtp_source_many_messages(backend: str) -> None:
         run([source, "-s", "4", "-m", "200", "-l", "2048", "-f", "a@x.example", "-t", "b@y.example",
              f"127.0.0.1:{srv.port}"])
     assert handler.received == 200
+
+
+# ---------------------------------------------------------------- Postfix relaying to us
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostfixRelay:
+    """A throw-away Postfix (own config dir, loopback only) whose smtpd accepts
+    mail and whose smtp client relays everything to ``[127.0.0.1]:target``."""
+
+    def __init__(self, target: int) -> None:
+        import os
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="smtpproto-pf-"))
+        os.chmod(self.dir, 0o755)  # postfix's daemons run as user postfix
+        self.port = _free_port()
+        etc = self.dir / "etc"
+        for sub in ("etc", "queue", "data"):
+            (self.dir / sub).mkdir()
+        shutil.chown(self.dir / "data", "postfix")
+        shutil.copy("/etc/postfix/master.cf", etc / "master.cf")
+        (etc / "main.cf").write_text(f"""compatibility_level = 3.6
+queue_directory = {self.dir}/queue
+data_directory = {self.dir}/data
+meta_directory = /etc/postfix
+maillog_file_prefixes = {self.dir}
+maillog_file = {self.dir}/maillog
+myhostname = relay.localhost
+mydomain = localhost
+myorigin = $myhostname
+mydestination =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+relayhost = [127.0.0.1]:{target}
+default_transport = smtp
+relay_transport = smtp
+alias_maps =
+alias_database =
+smtputf8_enable = yes
+smtp_tls_security_level = may
+smtp_tls_loglevel = 1
+message_size_limit = 0
+""")
+        self.postconf("-MX", "smtp/inet")
+        self.postconf("-M", f"127.0.0.1:{self.port}/inet=127.0.0.1:{self.port} inet n - n - - smtpd")
+        self.postconf("-F", "*/*/chroot=n")
+        self.postfix("check")
+        self.postfix("start")
+        import socket
+        import time
+
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"postfix did not start: {self.log()}") from None
+                time.sleep(0.1)
+
+    def postconf(self, *args: str) -> None:
+        run(["postconf", "-c", str(self.dir / "etc"), *args])
+
+    def postfix(self, *args: str) -> None:
+        run(["postfix", "-c", str(self.dir / "etc"), *args])
+
+    def log(self) -> str:
+        path = self.dir / "maillog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        subprocess.run(["postfix", "-c", str(self.dir / "etc"), "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def test_postfix_relays_to_us_with_starttls_smtputf8(backend: str) -> None:
+    import smtplib
+
+    need("postfix")
+    if shutil.which("postconf") is None:
+        pytest.skip("postconf is not installed (apt-get install postfix)")
+    handler = Recorder()
+    body = "Subject: relayed ✓\r\nFrom: jörg@x.example\r\n\r\nGrüße über Postfix\r\n.dot\r\n".encode()
+    with RunningServer(backend, handler, ssl_context=server_tls_context()) as srv:
+        relay = PostfixRelay(srv.port)
+        try:
+            with smtplib.SMTP("127.0.0.1", relay.port, timeout=WAIT) as client:
+                client.ehlo()
+                client.sendmail("jörg@x.example", ["b@y.example"], body, mail_options=["SMTPUTF8"])
+            if not handler.delivered.wait(40):
+                pytest.fail(f"Postfix did not relay to us; its log:\n{relay.log()}")
+            import time
+
+            deadline = time.monotonic() + WAIT
+            while "status=sent" not in relay.log() and time.monotonic() < deadline:
+                time.sleep(0.1)  # Postfix logs the delivery once our 250 has arrived
+            log = relay.log()
+        finally:
+            relay.stop()
+    env = handler.envelopes[0]
+    assert env.mail_from == "jörg@x.example" and env.rcpt_tos == ["b@y.example"]
+    assert env.mail_params.get("SMTPUTF8", "") is None
+    # Postfix 3.7's SMTP client sends DATA even to a CHUNKING server (measured
+    # here; BDAT is implemented in its server only), so DATA is what we get.
+    assert env.transfer == "DATA"
+    session = handler.sessions[0]
+    assert session.tls_active, "Postfix's client took STARTTLS"
+    content = env.content or b""
+    # Postfix adds its own Received: field (and may add Message-ID/Date);
+    # everything we sent follows unchanged.
+    assert content.startswith(b"Received: ")
+    assert content.endswith(b"\r\n\r\n" + body.split(b"\r\n\r\n", 1)[1])
+    assert "Subject: relayed ✓".encode() in content
+    assert "status=sent" in log
