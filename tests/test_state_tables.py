@@ -30,10 +30,17 @@ from smtpproto import (
     State,
     Vrfy,
 )
-from smtpproto import _state
+from smtpproto import _events, _state
 from smtpproto._state import ALLOWED, GROUP_ENDERS, TRANSITIONS, Greeting, diagram, next_state
 
-ALL_COMMANDS = (Ehlo, Helo, Lhlo, Mail, Rcpt, Data, Bdat, Rset, Noop, Quit, Vrfy, Expn, Help, StartTLS, Auth)
+#: Every command type the events module defines (new ones are picked up).
+ALL_COMMANDS = tuple(
+    cls for cls in vars(_events).values()
+    if isinstance(cls, type) and issubclass(cls, Command) and cls is not Command
+)
+#: Postfix's XCLIENT, when the core has it: success is a new 220 that restarts
+#: the session, so like STARTTLS it must end a pipelined group.
+XCLIENT = getattr(_events, "Xclient", None)
 #: Row keys that are not commands a client issues: the greeting, the end of the
 #: content (DATA, or a BDAT LAST chunk) and an AUTH continuation.
 PSEUDO = (Greeting, EndOfMessage, AuthResponse)
@@ -151,6 +158,19 @@ def test_hello_is_an_implicit_rset(state: State, hello: type) -> None:
     assert next_state(state, hello, 550) is state
 
 
+def test_all_commands_found() -> None:
+    assert {Ehlo, Helo, Lhlo, Mail, Rcpt, Data, Bdat, Rset, Noop, Quit, Vrfy, Expn, Help, StartTLS, Auth} <= set(ALL_COMMANDS)
+
+
+@pytest.mark.skipif(XCLIENT is None, reason="the core has no XCLIENT")
+def test_xclient_restarts_the_session() -> None:
+    assert XCLIENT in ALLOWED[State.READY]
+    assert next_state(State.READY, XCLIENT, 220) is State.HELLO
+    assert next_state(State.READY, XCLIENT, 550) is State.READY
+    for state in (State.MAIL, State.RCPT, State.BDAT, State.DATA):
+        assert XCLIENT not in ALLOWED[state]  # not inside a transaction
+
+
 def test_transaction_rows() -> None:
     assert next_state(State.READY, Mail, 250) is State.MAIL
     assert next_state(State.MAIL, Rcpt, 250) is State.RCPT
@@ -197,8 +217,11 @@ RFC2920_ENDERS = {Ehlo, Data, Vrfy, Expn, Quit, Noop}
 def test_group_enders_match_rfc2920_plus_starttls_and_auth() -> None:
     assert RFC2920_ENDERS <= GROUP_ENDERS
     assert {StartTLS, Auth} <= GROUP_ENDERS
-    # Anything else in the set is a hello (HELO, LMTP's LHLO) or an AUTH continuation.
-    assert GROUP_ENDERS - RFC2920_ENDERS - {StartTLS, Auth} <= {Helo, Lhlo, AuthResponse}
+    # Anything else in the set is a hello (HELO, LMTP's LHLO), an AUTH
+    # continuation, or XCLIENT (its 220 restarts the session).
+    assert GROUP_ENDERS - RFC2920_ENDERS - {StartTLS, Auth} <= {Helo, Lhlo, AuthResponse, XCLIENT}
+    if XCLIENT is not None:
+        assert XCLIENT in GROUP_ENDERS
     # MAIL, RCPT, RSET, HELP and BDAT may be followed by more commands.
     assert not {Mail, Rcpt, Rset, Help, Bdat} & GROUP_ENDERS
 
