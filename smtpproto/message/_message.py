@@ -19,6 +19,7 @@ from ._decode import IDENTITY_ENCODINGS, decode_transfer
 from ._defects import Defect, DefectKind, Severity
 from ._headers import Header, decode_raw_value, unfold
 from ._params import ParamValue, parse_param_header
+from ._rfc2047 import remove_folds_in_words
 
 if TYPE_CHECKING:  # pragma: no cover
     import email.message
@@ -147,8 +148,8 @@ class Message:
             src = self._src
             for s, c, e, n, o in self._raw_fields:
                 if n.lower() == lname:
-                    raw = bytes(src[c + 1:e])
-                    return unfold(decode_raw_value(raw.rstrip(b"\r\n")))  # noqa: E501
+                    raw = bytes(src[c + 1:e]).rstrip(b"\r\n")
+                    return unfold(remove_folds_in_words(decode_raw_value(raw)))
             return None
         for h in self._fields:
             if h.lname == lname:

@@ -71,6 +71,9 @@ class _Machine:
         self.region = _R_LEAF
         self.region_start = 0
         self.at_line_start = False
+        # No "\n" between the pending line's start and this position: a line
+        # that arrives in small chunks is not searched again from its start.
+        self.nl_hint = 0
 
     # ------------------------------------------------------------------ helpers
 
@@ -147,8 +150,9 @@ class _Machine:
                 self._end_region(start)
                 self._finish()
             return False
-        nl = buf.find(b"\n", start - off)
+        nl = buf.find(b"\n", max(start, self.nl_hint) - off)
         if nl < 0:
+            self.nl_hint = end_abs
             if not final:
                 if end_abs - self.hstart > self.limits.max_header_bytes:
                     self._header_cap(start)
@@ -344,8 +348,9 @@ class _Machine:
                         self._finish()
                     return False
                 line = idx + off + 1
-            nl = buf.find(b"\n", line - off, line - off + limit + 1)
+            nl = buf.find(b"\n", max(line, self.nl_hint) - off, line - off + limit + 1)
             if nl < 0:
+                self.nl_hint = min(end_abs, line + limit + 1)
                 if end_abs - line <= limit and not final:
                     self.pos = line
                     self.at_line_start = True

@@ -307,3 +307,24 @@ def test_stream_without_newlines_is_bounded_too() -> None:
         tracemalloc.stop()
     assert total[0] == 300 * 65536
     assert peak < 4 * 1024 * 1024
+
+
+def _feed_in(data: bytes, step: int, sink: bool) -> Callable[[], object]:
+    def run() -> object:
+        parser = MessageParser(body_sink=(lambda part, chunk: None) if sink else None)
+        for pos in range(0, len(data), step):
+            parser.feed(data[pos:pos + step])
+        return parser.close()
+    return run
+
+
+@pytest.mark.parametrize("sink", [False, True])
+def test_tiny_chunks_do_not_rescan(sink: bool) -> None:
+    # A long header line and a long almost-boundary line, fed 16 bytes at a
+    # time: every byte must be looked at a bounded number of times.
+    def make(n: int) -> Callable[[], object]:
+        data = (b"Subject: " + b"s" * n + b"\r\nContent-Type: multipart/mixed; boundary=b\r\n"
+                b"\r\n--b\r\n\r\n" + b"--" + b"x" * min(n, 2000) + b"\r\n" + b"y" * n
+                + b"\r\n--b--\r\n")
+        return _feed_in(data, 16, sink)
+    assert_linear(make, 20_000, budget=3.0)
