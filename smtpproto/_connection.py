@@ -180,6 +180,12 @@ class Connection:
         self._unknown = 0
         self._close_reason: RemoteProtocolError | None = None
         self._sync_violation = False
+        # An error found while producing an event: the event goes out first and
+        # the error is raised by the next next_event(), so the events do not
+        # depend on how TCP split the bytes (F-02).
+        self._deferred: RemoteProtocolError | None = None
+        # Client: bytes arrived while no command awaited a reply (T-11).
+        self._stray = False
         self._discarding = 0  # octets of an over-long command line dropped so far
         self._error_reply_allowed = False
         self._pregreet_enforce = False
@@ -297,16 +303,16 @@ class Connection:
             return Deadline("data block", cfg.timeout_data_block)
         if not self._pending:
             return None
-        head = self._pending[0]
-        if isinstance(head, Greeting):
+        head = self._pending[0][1]
+        if head is Greeting:
             return Deadline("greeting", cfg.timeout_greeting)
-        if isinstance(head, Mail):
+        if head is Mail:
             return Deadline("MAIL", cfg.timeout_mail)
-        if isinstance(head, Rcpt):
+        if head is Rcpt:
             return Deadline("RCPT", cfg.timeout_rcpt)
-        if isinstance(head, Data):
+        if head is Data:
             return Deadline("DATA initiation", cfg.timeout_data_init)
-        if isinstance(head, (EndOfMessage, Bdat)):
+        if head in (EndOfMessage, Bdat):
             return Deadline("DATA termination", cfg.timeout_data_term)
         return Deadline("command", cfg.timeout_other)
 
@@ -333,11 +339,19 @@ class Connection:
                     _reply(554, "5.5.0", "Error: SMTP protocol synchronization")))
             else:
                 owed = self.reply_owed
-                if owed is not None and (type(owed) in GROUP_ENDERS or not self.pipelining) \
+                if isinstance(owed, StartTLS) and self._deferred is None:
+                    # T-01, whatever the sync setting: plaintext behind STARTTLS.
+                    self._deferred = RemoteProtocolError(
+                        "data after STARTTLS before its reply (command injection)",
+                        _reply(554, "5.5.0", "Error: SMTP protocol synchronization"))
+                elif owed is not None and (type(owed) in GROUP_ENDERS or not self.pipelining) \
                         and self.config.enforce_pipelining_sync and not isinstance(owed, (EndOfMessage, Bdat)):
                     self._sync_violation = True
         elif self._state is State.TLS:
             self._fail(RemoteProtocolError("data received after the 220 reply to STARTTLS (T-06)"))
+        elif not self._pending:
+            # Nothing awaits a reply: whatever this is, it is not an answer (T-11).
+            self._stray = True
         if self._state is not State.ERROR:
             self._buf.append(data if type(data) is bytes else bytes(data))
 
@@ -359,6 +373,9 @@ class Connection:
                 raise exc
             raise RemoteProtocolError("connection is in the ERROR state")
         try:
+            if self._deferred is not None:
+                exc, self._deferred = self._deferred, None
+                raise exc
             if self.our_role is Role.SERVER:
                 return self._next_server_event()
             return self._next_client_event()
@@ -416,6 +433,12 @@ class Connection:
         return self._client_got_reply(code, texts, enhanced)
 
     def _client_got_reply(self, code: int, texts: list[str], enhanced: str | None) -> Reply:
+        if self._stray:
+            self._stray = False
+            if code != 421:
+                raise RemoteProtocolError("reply received while no command awaited one (T-11)")
+            self._state = State.CLOSED
+            return Reply(code=code, lines=texts, enhanced_status=enhanced)
         if not self._pending:
             if code == 421:  # RFC 5321 §3.8: the server may close at any time.
                 self._state = State.CLOSED
@@ -425,7 +448,13 @@ class Connection:
         assert ctype is not None
         command = cmd if isinstance(cmd, Command) else None
         recipient = None
-        if ctype is EndOfMessage and self.config.lmtp:
+        if ctype is EndOfMessage and self.config.lmtp and isinstance(cmd, Bdat):
+            # RFC 2033 §4.2 with RFC 3030: BDAT LAST gets one reply per accepted
+            # recipient.  How many were accepted is only known now, when every
+            # pipelined RCPT has been answered.
+            for _ in range(len(self._recipients) - 1):
+                self._pending.appendleft((EndOfMessage(), EndOfMessage))
+        if ctype is EndOfMessage and self.config.lmtp and self._recipients:
             # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
             left = sum(1 for _, t in self._pending if t is EndOfMessage)
             recipient = self._recipients[len(self._recipients) - left - 1]
@@ -433,8 +462,9 @@ class Connection:
         if cls == 3 and not (ctype is Data and code == 354 or ctype in (Auth, AuthResponse) and code == 334):
             raise RemoteProtocolError(f"unexpected {code} reply to {ctype.__name__}")
         if ctype is StartTLS and cls == 2 and self._buf:
-            # T-06: nothing may follow the 220 in cleartext.
-            raise RemoteProtocolError("data after the 220 reply to STARTTLS (response injection, T-06)")
+            # T-06: nothing may follow the 220 in cleartext.  The reply is
+            # reported, the error comes next; the injected bytes are never parsed.
+            self._deferred = RemoteProtocolError("data after the 220 reply to STARTTLS (response injection, T-06)")
         if ctype is EndOfMessage and any(t is EndOfMessage for _, t in self._pending):
             pass  # LMTP: the session moves with the last recipient's reply
         else:
@@ -546,21 +576,28 @@ class Connection:
         line = self._read_line(limit)
         if line is None:
             if self._peer_closed:
-                self._state = State.CLOSED
-                return ConnectionClosed()
+                return self._peer_gone()
             return NEED_DATA
         event = self._line_event(line)
         if isinstance(event, StartTLS) and self._buf:
-            raise RemoteProtocolError(  # T-01 / T-02, whatever the sync setting
+            # T-01 / T-02, whatever the sync setting: the injected bytes are
+            # never parsed; the event is reported and the error follows.
+            self._deferred = RemoteProtocolError(
                 "data after STARTTLS in the same read (command injection)",
                 _reply(554, "5.5.0", "Error: SMTP protocol synchronization"))
-        if self._buf and self.config.enforce_pipelining_sync and self._bdat_current is None \
+        elif self._buf and self.config.enforce_pipelining_sync and self._bdat_current is None \
                 and not isinstance(event, (AuthResponse, _Sentinel)):
             # S-12 / P-02: more input already here although this command ends a
             # group, or the client pipelines without PIPELINING.
             if type(event) in GROUP_ENDERS or not self.pipelining:
-                raise _sync_error()
+                self._deferred = _sync_error()
         return event
+
+    def _peer_gone(self) -> ConnectionClosed:
+        """The client closed: whatever transaction was open is discarded (F-01)."""
+        self._reset_transaction()
+        self._state = State.CLOSED
+        return ConnectionClosed()
 
     def _read_proxy(self) -> NextEvent:
         mode = self.config.proxy_protocol
@@ -583,34 +620,29 @@ class Connection:
 
     def _read_line(self, limit: int) -> bytes | InvalidCommand | UnknownCommand | None:
         """One line without its terminator, an InvalidCommand for an over-long or
-        bare-LF line, or None when more bytes are needed."""
+        bare-LF line, or None when more bytes are needed.
+
+        An over-long line is never buffered past ``limit`` (R-02): it is dropped
+        as it comes and answered once it ends; past ``max_discard`` octets the
+        client is given up on.  Both decisions depend only on the line's length,
+        never on how it was split.
+        """
         buf = self._buf
-        if self._discarding:
-            end = buf.find(b"\n")
-            if end < 0:
-                keep = 1 if buf.endswith(b"\r") else 0
-                self._discarding += len(buf) - keep
-                buf.discard(len(buf) - keep)
-                if self._discarding > self.config.max_discard:
-                    raise RemoteProtocolError("endless command line (R-02)",
-                                              _reply(500, "5.5.2", "Error: line too long"))
-                return None
+        end = buf.find(b"\n")
+        if end < 0:
+            if self._discarding or len(buf) > limit:
+                self._discarding += len(buf)
+                buf.discard(len(buf))
+                self._check_discard_budget()
+            return None
+        if self._discarding or end > limit:
+            self._discarding += end
             buf.discard(end)
+            self._check_discard_budget()
             self._discarding = 0
             return self._problem(CommandProblem(None, "command line too long", 500, "5.5.2",
                                                 "Error: line too long"), b"", None)
-        end = buf.find(b"\n")
-        if end < 0:
-            if len(buf) > limit:
-                # R-02: never buffer past the limit; drop until the line ends.
-                keep = 1 if buf.endswith(b"\r") else 0
-                self._discarding = len(buf) - keep
-                buf.discard(len(buf) - keep)
-            return None
         raw = buf.take(end)
-        if end > limit:
-            return self._problem(CommandProblem(None, "command line too long", 500, "5.5.2",
-                                                "Error: line too long"), raw, None)
         if raw.endswith(b"\r\n"):
             return raw[:-2]
         if self.config.bare_newline == "normalize":
@@ -618,6 +650,11 @@ class Connection:
         # S-15: Postfix "bare <LF> received"; nothing on this line is executed.
         return self._problem(CommandProblem(None, "bare LF in command line", 500, "5.5.2",
                                             "Error: bare <LF> received"), raw, None)
+
+    def _check_discard_budget(self) -> None:
+        if self._discarding > self.config.max_discard:
+            raise RemoteProtocolError("endless command line (R-02)",
+                                      _reply(500, "5.5.2", "Error: line too long"))
 
     def _problem(self, problem: CommandProblem, raw: bytes, ctype: type | None) -> InvalidCommand | UnknownCommand:
         reply = _reply(problem.code, problem.enhanced, problem.text)
@@ -634,6 +671,13 @@ class Connection:
             return line
         if self._state is State.AUTH:
             return self._auth_line(line)
+        if b"\r" in line and self.config.bare_newline == "reject":
+            verb = line.split(b" ", 1)[0].upper()
+            if verb not in (b"MAIL", b"RCPT"):
+                # Strict policy; in MAIL/RCPT the address grammar refuses it
+                # with the more telling 501 5.1.x (S-16).
+                return self._problem(CommandProblem(None, "bare CR in command line", 500, "5.5.2",
+                                                    "Error: bare <CR> received"), line, None)
         try:
             text: str | None = line.decode("ascii")
         except UnicodeDecodeError:
@@ -722,13 +766,14 @@ class Connection:
             if not ext.starttls:
                 return CommandProblem(verb, "STARTTLS not advertised", 502, "5.5.1", "Error: command not implemented")
         elif isinstance(cmd, Auth):
+            if not self._tls_active and (cfg.require_tls or not cfg.allow_auth_without_tls):
+                # T-04: said before "not advertised", which is what it causes.
+                return CommandProblem(verb, "AUTH without TLS", 538, "5.7.11",
+                                      "Encryption required for requested authentication mechanism")
             if not ext.auth:
                 return CommandProblem(verb, "AUTH not advertised", 503, "5.5.1", "Error: authentication not enabled")
             if self._authenticated:
                 return CommandProblem(verb, "already authenticated", 503, "5.5.1", "Error: already authenticated")
-            if not self._tls_active and (cfg.require_tls or not cfg.allow_auth_without_tls):
-                return CommandProblem(verb, "AUTH without TLS", 538, "5.7.11",
-                                      "Encryption required for requested authentication mechanism")
             if cmd.mechanism not in ext.auth_mechanisms:
                 return CommandProblem(verb, "mechanism not advertised", 504, "5.5.4",
                                       "Unrecognized authentication type")
@@ -799,8 +844,7 @@ class Connection:
                 if self._peer_closed:
                     # F-01: no message event for a partial message.
                     self._data_reader = None
-                    self._state = State.CLOSED
-                    return ConnectionClosed()
+                    return self._peer_gone()
                 return NEED_DATA
             self._buf.discard(out.consumed)
             if out.end:
@@ -830,8 +874,7 @@ class Connection:
         if not self._buf and self._bdat_remaining:
             if self._peer_closed:
                 self._bdat_current = None
-                self._state = State.CLOSED
-                return ConnectionClosed()
+                return self._peer_gone()
             return NEED_DATA
         n = min(self._bdat_remaining, len(self._buf))
         chunk = self._buf.take(n)
@@ -844,7 +887,12 @@ class Connection:
         refusal, self._bdat_refusal = self._bdat_refusal, None
         if refusal is not None:
             # The table row is the one the client's side follows for this BDAT.
-            return self._problem(refusal, b"", EndOfMessage if current.last else Bdat)
+            event = self._problem(refusal, b"", EndOfMessage if current.last else Bdat)
+            if current.last and self.config.lmtp:
+                # LMTP: even a refused BDAT LAST is answered once per recipient.
+                for _ in range(len(self._recipients) - 1):
+                    self._pending.append((event, EndOfMessage))
+            return event
         if not current.last:
             self._pending.append((current, Bdat))
             if chunk:
@@ -906,6 +954,8 @@ class Connection:
         if not isinstance(event, Command):
             raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
         self._client_check(event)
+        if not self._pending and (self._buf or self._reply_lines):
+            self._stray = True  # they arrived before this command existed (T-11)
         encoded = format_command(event).encode("utf-8")
         limit = self.config.max_command_line
         if isinstance(event, (Mail, Rcpt)):
@@ -924,9 +974,6 @@ class Connection:
         if isinstance(event, Rcpt):
             self._pending_rcpts += 1
         self._pending.append((event, ctype))
-        if isinstance(event, Bdat) and event.last and self.config.lmtp:
-            for _ in range(len(self._recipients) + self._pending_rcpts - 1):
-                self._pending.append((event, EndOfMessage))
         return encoded + b"\r\n"
 
     def _client_check(self, cmd: Command) -> None:
@@ -1007,6 +1054,8 @@ class Connection:
             return
         if not path.isascii() and not utf8:
             raise LocalProtocolError(f"non-ASCII {what} needs the SMTPUTF8 parameter (C-06)")
+        if len(path.encode("utf-8")) + 2 > self.config.max_path:
+            raise LocalProtocolError(f"{what} longer than {self.config.max_path} octets with its <> (RFC 5321 §4.5.3.1.3)")
         try:
             check_mailbox(path, utf8=utf8, limits=self._limits)
         except SyntaxProblem as exc:
@@ -1073,6 +1122,12 @@ class Connection:
             raise LocalProtocolError("no command awaits a reply")
         self._check_server_reply(owed, event)
         out = format_reply(event)
+        if isinstance(owed, StartTLS) and event.code == 220 and self._buf and self._deferred is None:
+            # T-01 (CVE-2011-0411): plaintext that came after STARTTLS must never
+            # be read as if it had come over TLS.  Purge it (Postfix:
+            # vstream_fpurge) and end the session at the next next_event().
+            self._buf.discard(len(self._buf))
+            self._deferred = RemoteProtocolError("cleartext data after STARTTLS (command injection, T-01)")
         _, ctype = self._pending.popleft()
         if event.code >= 400:
             self._errors += 1

@@ -228,49 +228,71 @@ class DataReader:
         return self._finish(data[:end] if hold else data, end, False, stuffed)
 
     def _finish(self, raw: bytes, consumed: int, end: bool, stuffed: bool = True) -> DataOutcome:
-        out = raw
-        if raw:
-            bare = self._check(raw)
-            if self._at_line_start and raw[:1] == b".":
-                out = raw[1:]
-            if stuffed:
-                out = out.replace(b"\r\n.", b"\r\n")
-            self._at_line_start = raw.endswith(b"\r\n")
-            self.size += len(out)
-            if self.size > self._max_size and self.violation is None:
-                self.violation = "size"
-            if bare and self._normalize:
-                out = _EOL.sub(b"\r\n", out)
+        if not raw:
+            return DataOutcome(b"", consumed, end, self.violation)
+        at_line_start = self._at_line_start
+        # Where the next bytes start matters for the end of data even after a
+        # violation: the content is drained to the real CRLF.CRLF.
+        self._at_line_start = raw.endswith(b"\r\n")
         if self.violation is not None:
-            out = b""  # nothing of a refused message is handed on
+            return DataOutcome(b"", consumed, end, self.violation)
+        # Content is released up to the first octet that breaks a rule and not
+        # beyond, so what comes out never depends on the chunking (F-02).
+        bare = self._has_bare(raw)
+        cut, kind = self._first_violation(raw, bare)
+        if kind is not None:
+            raw = raw[:cut]
+        out = raw
+        if at_line_start and raw[:1] == b".":
+            out = raw[1:]
+        if stuffed:
+            out = out.replace(b"\r\n.", b"\r\n")
+        if bare and self._normalize:
+            out = _EOL.sub(b"\r\n", out)
+        if self.size + len(out) > self._max_size:
+            out = out[: self._max_size - self.size]
+            kind = "size"
+        self.size += len(out)
+        if kind is not None:
+            self.violation = kind
+            if self._normalize and out.endswith(b"\r"):
+                out = out[:-1]  # half a CRLF made from a bare CR; nothing follows
+        else:
+            self._line_len = _tail_len(raw, self._line_len)
         return DataOutcome(out, consumed, end, self.violation)
 
-    def _check(self, raw: bytes) -> bool:
-        """Bare CR/LF and line-length checks on raw (still stuffed) bytes;
-        returns whether a bare CR or LF is present."""
+    @staticmethod
+    def _has_bare(raw: bytes) -> bool:
         crlf = raw.count(b"\r\n")
-        lf = raw.count(b"\n")
-        bare = lf != crlf or raw.count(b"\r") != crlf
-        if bare and not self._normalize and self.violation is None:
-            self.violation = "bare-lf" if lf != crlf else "bare-cr"
-        if self._max_line is not None:
-            self._check_lines(raw, self._max_line)
-        return bare
+        return raw.count(b"\n") != crlf or raw.count(b"\r") != crlf
 
-    def _check_lines(self, raw: bytes, limit: int) -> None:
+    def _first_violation(self, raw: bytes, bare: bool) -> tuple[int, str | None]:
+        """The index of the first octet that breaks a rule, and which rule."""
+        best, kind = len(raw), None
+        if bare and not self._normalize:
+            m = _BARE.search(raw)
+            assert m is not None
+            best = m.start()
+            kind = "bare-cr" if raw[best] == 13 else "bare-lf"
+        if self._max_line is not None:
+            pos = self._long_line(raw, self._max_line)
+            if pos is not None and pos < best:
+                best, kind = pos, "line"
+        return best, kind
+
+    def _long_line(self, raw: bytes, limit: int) -> int | None:
+        """Index of the first octet that makes a line longer than ``limit``
+        (lines counted with their CRLF, the current line's earlier octets
+        included), or None."""
         find = raw.find
         first = find(b"\n")
         if first < 0:
-            self._line_len += len(raw)
-            if self._line_len > limit and self.violation is None:
-                self.violation = "line"
-            return
-        if self._line_len + first + 1 > limit and self.violation is None:
-            self.violation = "line"
+            return limit - self._line_len if self._line_len + len(raw) > limit else None
+        if self._line_len + first + 1 > limit:
+            return limit - self._line_len
         last = raw.rfind(b"\n")
-        self._line_len = len(raw) - last - 1
-        if last - first <= limit or self.violation is not None:
-            return
+        if last - first <= limit:
+            return last + 1 + limit if len(raw) - last - 1 > limit else None
         # A line longer than ``limit`` between two LFs leaves a gap of at least
         # ``limit`` octets, which covers a whole aligned block of limit//2; so
         # probing one block per limit//2 octets finds every candidate with C-speed
@@ -282,8 +304,19 @@ class DataReader:
                 before = raw.rfind(b"\n", 0, k)
                 after = find(b"\n", k + block)
                 if after - before > limit:
-                    self.violation = "line"
-                    return
+                    return before + 1 + limit
                 k = (after // block + 1) * block
             else:
                 k += block
+        # The unfinished line after the last LF.
+        return last + 1 + limit if len(raw) - last - 1 > limit else None
+
+
+def _tail_len(raw: bytes, carried: int) -> int:
+    """Octets of the unfinished last line after ``raw``."""
+    last = raw.rfind(b"\n")
+    return carried + len(raw) if last < 0 else len(raw) - last - 1
+
+
+# A CR not followed by LF, or an LF not preceded by CR.
+_BARE = re.compile(rb"\r(?!\n)|(?<!\r)\n")

@@ -194,7 +194,8 @@ def parse_path(
         raise SyntaxProblem("unterminated path")
     inner = text[1:i]
     rest = text[i + 1:]
-    if len(text[: i + 1].encode("utf-8")) > limits.path + 2:
+    # RFC 5321 §4.5.3.1.3: 256 octets "including the punctuation".
+    if len(text[: i + 1].encode("utf-8")) > limits.path:
         raise SyntaxProblem(f"path longer than {limits.path} octets", too_long=True)
     if inner == "":
         if not allow_null:
