@@ -567,6 +567,12 @@ CLIENT_EVENTS: list[Event] = [
     AuthResponse(cancelled=True), MessageData(data=b"abc"), MessageData(data=b""), EndOfMessage(),
     R(250, "a client cannot send this"), ConnectionClosed(),
 ]
+# Postfix XCLIENT / XFORWARD, when the core has them.
+from smtpproto import _events as _ev  # noqa: E402
+
+if hasattr(_ev, "Xclient"):
+    CLIENT_EVENTS[-2:-2] = [_ev.Xclient(attributes={"ADDR": "192.0.2.1"}),
+                            _ev.Xforward(attributes={"HELO": "relay.example"})]
 SERVER_EVENTS: list[Event] = [
     R(code, "text") for code in (211, 214, 220, 221, 235, 250, 251, 252, 334, 354, 421, 450, 451, 452, 454, 500,
                                  501, 502, 503, 504, 530, 535, 550, 552, 553, 554)
@@ -631,12 +637,14 @@ PROGRESS: dict[State, list[Event]] = {
 
 
 @SETTINGS
-@given(st.data())
-def test_random_walk_peers_never_disagree(data: st.DataObject) -> None:
+@given(st.data(), st.booleans())
+def test_random_walk_peers_never_disagree(data: st.DataObject, lmtp: bool) -> None:
     """Random client events and random server replies: every refused send leaves
     its connection untouched, and whenever nothing is in flight both peers are in
-    the same state."""
-    client, server = Connection(Role.CLIENT, tls_active=True), Connection(Role.SERVER, tls_active=True)
+    the same state (SMTP and LMTP)."""
+    config = Config(lmtp=lmtp)
+    client = Connection(Role.CLIENT, config, tls_active=True)
+    server = Connection(Role.SERVER, config, tls_active=True)
     caps = R(250, "mx", "PIPELINING", "CHUNKING", "AUTH PLAIN", "SIZE 100000")
     first = data.draw(st.sampled_from([R(220, "hi")] * 8 + [R(554, "no"), R(421, "bye")]))
     client.receive_data(server.send(first))
@@ -646,6 +654,8 @@ def test_random_walk_peers_never_disagree(data: st.DataObject) -> None:
             break
         # Mostly the command that moves the session on, sometimes anything.
         progress = PROGRESS.get(client.our_state, [])
+        if lmtp and client.our_state is State.HELLO:
+            progress = [Lhlo(domain="c.example")]
         if progress and data.draw(st.integers(0, 9)) < 6:
             ev = data.draw(st.sampled_from(progress))
         else:
