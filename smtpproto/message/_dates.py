@@ -23,9 +23,14 @@ _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 _ZONES = {"ut": 0, "utc": 0, "gmt": 0, "z": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5,
           "mst": -7, "mdt": -6, "pst": -8, "pdt": -7}
 _COMMENT = re.compile(r"\([^()]*\)")
-_TIME = re.compile(r"(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,6})?)?\Z")
-_NUMZONE = re.compile(r"([+-])(\d\d)(\d\d)\Z")
+# re.ASCII: "\d" must not match other scripts' digits (int() rejects some).
+_TIME = re.compile(r"(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.\d{1,6})?)?\Z", re.ASCII)
+_NUMZONE = re.compile(r"([+-])(\d\d)(\d\d)\Z", re.ASCII)
 _SPLIT = re.compile(r"[\s,]+")
+
+
+def _is_number(token: str) -> bool:
+    return token.isascii() and token.isdigit()
 
 
 def _strip_comments(text: str) -> str | None:
@@ -77,7 +82,7 @@ def parse_date(text: str, defects: list[Defect] | None = None) -> datetime | Non
             if tm is not None:
                 time_m = tm
                 continue
-        if tok.isdigit() and time_m is None:
+        if _is_number(tok) and time_m is None:
             nums.append(tok)
             continue
         if time_m is not None and zone is None:
@@ -100,7 +105,7 @@ def parse_date(text: str, defects: list[Defect] | None = None) -> datetime | Non
                 else:
                     zone, zone_known = 0, False
                 continue
-        if tok.isdigit() and time_m is not None and len(nums) < 2:
+        if _is_number(tok) and time_m is not None and len(nums) < 2:
             nums.append(tok)  # asctime(): "Fri Feb 07 10:18:12 2003"
             continue
     if time_m is None:

@@ -25,7 +25,7 @@ _SIMPLE = re.compile(
     rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*"
     rf"((?:;[ \t]*{_TOKEN}[ \t]*=[ \t]*(?:{_TOKEN}|\"[^\"\\\r\n]*\")[ \t]*)*);?[ \t]*\Z")
 _SIMPLE_PARAM = re.compile(rf";[ \t]*({_TOKEN})[ \t]*=[ \t]*(?:({_TOKEN})|\"([^\"\\\r\n]*)\")")
-_SECTION = re.compile(r"\A(.*?)\*(\d{1,5})?(\*?)\Z", re.S)
+_SECTION = re.compile(r"\A(.*?)\*(\d{1,5})?(\*?)\Z", re.S | re.ASCII)
 _NEXT_PARAM = re.compile(r"[ \t\r\n]+([^\s;=\"]+)[ \t]*=")
 
 

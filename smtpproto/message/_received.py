@@ -37,7 +37,7 @@ class Received:
 
 _TOKEN = re.compile(r"\s+|(\()|(<[^<>]*>)|([^\s()<>;]+)|(.)")
 _IP = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)(?:%\w+)?(?::\d+)?\]|"
-                 r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
+                 r"\b(\d{1,3}(?:\.\d{1,3}){3})\b", re.ASCII)
 _HELO = re.compile(r"\bhelo[= ]([^\s()\[\]]+)", re.I)
 _KEYWORDS = ("from", "by", "via", "with", "id", "for")
 

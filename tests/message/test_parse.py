@@ -170,6 +170,8 @@ def test_received_list_and_ids() -> None:
     ("Fri Feb 07 10:18:12 2003 -0800",
      datetime(2003, 2, 7, 10, 18, 12, tzinfo=timezone(timedelta(hours=-8)))),
     ("13 zzz 2021 09:55:06 +0200", None),
+    ("1 Jan \u00b2012 10:00:00 +0000", None),  # found by fuzzing: '²' is not a digit
+    ("1 Jan 2012 \u0661\u0660:00:00 +0000", None),
     ("no date here", None),
 ])
 def test_dates(text: str, expected: datetime | None) -> None:

@@ -184,3 +184,45 @@ def test_encode_param_round_trip(name: str, value: str) -> None:
     assert "\r" not in encoded and "\n" not in encoded and "\x00" not in encoded
     parsed = parse_param_header("application/x-test; " + encoded)
     assert parsed.params == {name: value}
+
+
+def test_mutated_corpus_messages() -> None:
+    """Seeded mutation fuzzing of real messages (this found the Unicode-digit date bug)."""
+    import random
+
+    from corpus_support import corpus_dir, message_files
+
+    root = corpus_dir()
+    if root is None:
+        import pytest
+        pytest.skip("shared corpus not found")
+    files = [p.read_bytes() for p in message_files(root) if p.stat().st_size < 30_000]
+    rnd = random.Random(20261129)
+    inserts = [b"\r\n", b"\n", b"--", b"\r\n--", b"=?", b"?=", b";", b'"', b"(", b"\xb2",
+               b"boundary=", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
+               b"Content-Transfer-Encoding: base64\r\n", b"Content-Type: message/rfc822\r\n"]
+    for _ in range(400):
+        data = bytearray(rnd.choice(files))
+        for _ in range(rnd.randint(1, 8)):
+            i = rnd.randrange(len(data) + 1)
+            op = rnd.random()
+            if op < 0.3 and data:
+                data[min(i, len(data) - 1)] = rnd.randrange(256)
+            elif op < 0.6:
+                data[i:i] = rnd.choice(inserts)
+            elif op < 0.8:
+                del data[i:i + rnd.randint(1, 50)]
+            else:
+                del data[i:]
+        raw = bytes(data)
+        msg = parse(raw)
+        assert msg.to_bytes() == raw
+        assert DefectKind.INTERNAL_ERROR not in {d.kind for d in msg.check()}
+        for part in msg.walk():
+            part.addresses("To")
+            part.date()
+            part.received()
+            part.message_ids("References")
+            part.list_header("List-Unsubscribe")
+        msg.text_body
+        msg.attachments
