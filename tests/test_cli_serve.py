@@ -20,7 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 CERT, KEY = DATA / "server-cert.pem", DATA / "server-key.pem"
 WAIT = 15.0
-BACKENDS = ["asyncio", "trio", "threads"]
+try:
+    import trio  # noqa: F401
+
+    _NO_TRIO = ""
+except ImportError:
+    _NO_TRIO = 'trio is not installed (pip install "smtpproto[trio]")'
+BACKENDS = ["asyncio", pytest.param("trio", marks=pytest.mark.skipif(bool(_NO_TRIO), reason=_NO_TRIO or "-")),
+            "threads"]
 
 
 class Serve:

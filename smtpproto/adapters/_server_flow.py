@@ -434,6 +434,10 @@ class ServerSession:
                 conn.receive_data(bytes(data))
                 continue
             if ev is PAUSED:
+                if conn.state is State.TLS:
+                    if (yield from self._upgrade()) is False:
+                        return
+                    continue
                 owed = conn.reply_owed
                 if isinstance(owed, Bdat):
                     yield from self._reply(_r(250, "2.0.0", f"Ok: {owed.size} octets received"))
@@ -687,9 +691,13 @@ class ServerSession:
         return None
 
     def _on_starttls(self, ev: StartTLS) -> _Gen:
-        sent = yield from self._reply(_TLS_GO)
-        if sent is None or sent.code != 220:
-            return None
+        # The 220 moves the core to TLS; the main loop then sees PAUSED and
+        # hands over (after any error the core still has to report, T-01).
+        yield from self._reply(_TLS_GO)
+        return None
+
+    def _upgrade(self) -> _Gen:
+        """The core paused for the STARTTLS hand-over: run the handshake."""
         if not (yield from self._flush()):
             return False
         result = yield UpgradeTLS()

@@ -302,15 +302,27 @@ def test_s02_normalize_policy_delivers_one_message(backend: str) -> None:
     assert b"NO SMUGGLING" in (handler.envelopes[0].content or b"")
 
 
+def replies_until_closed(c: RawClient) -> list[str]:
+    lines = []
+    while True:
+        line = c.line()
+        if line is None:
+            return lines
+        lines.append(line)
+
+
 def test_t01_starttls_injection_closes(backend: str) -> None:
     handler = Recorder()
     with RunningServer(backend, handler, ssl_context=server_tls_context()) as srv, RawClient(srv.address) as c:
         hello(c)
         c.send(b"STARTTLS\r\nRSET\r\n")  # one segment
-        code, lines = c.reply()
-        assert code == 554 and "5.5.0" in lines[0]
-        assert c.closed()
+        lines = replies_until_closed(c)
+        # The core may answer STARTTLS before it reports the injected bytes;
+        # either way TLS never starts, RSET is never answered, and we close.
+        assert lines[-1].startswith("554 5.5.0"), lines
+        assert lines[:-1] in ([], ["220 2.0.0 Ready to start TLS"]), lines
     assert handler.disconnected.wait(WAIT)
+    assert not handler.sessions[0].tls_active
 
 
 def test_t01_split_injection_never_runs_as_tls(backend: str) -> None:
@@ -358,9 +370,10 @@ def test_p02_pipelining_sync_violation(backend: str) -> None:
     with RunningServer(backend, Recorder()) as srv, RawClient(srv.address) as c:
         assert c.reply()[0] == 220
         c.send(b"EHLO c.example\r\nMAIL FROM:<a@x.example>\r\n")
-        code, lines = c.reply()
-        assert code == 554 and "5.5.0" in lines[0]
-        assert c.closed()
+        lines = replies_until_closed(c)
+        # EHLO may be answered first; MAIL never is.
+        assert lines[-1].startswith("554 5.5.0"), lines
+        assert not any(line.startswith("250 2.1.0") for line in lines)
 
 
 # ---------------------------------------------------------------- deadlines, limits, shutdown

@@ -246,6 +246,13 @@ def test_starttls_resets_and_stops_advertising() -> None:
     assert sum(isinstance(a, UpgradeTLS) for a in s.actions) == 1
 
 
+def test_t01_injected_command_never_reaches_the_handshake() -> None:
+    s = Script(Keep(), [b"EHLO c.test\r\n", b"STARTTLS\r\nRSET\r\n"]).run(starttls=True)
+    assert not any(isinstance(a, UpgradeTLS) for a in s.actions)
+    assert s.output.endswith(b"554 5.5.0 Error: SMTP protocol synchronization\r\n")
+    assert b"250 2.0.0 Ok" not in s.output
+
+
 def test_starttls_plaintext_pending_is_refused_by_the_core() -> None:
     s = Script(Keep(), [b"EHLO c.test\r\n", b"STARTTLS\r\n"], tls=PlaintextPending(b"RSET\r\n"))
     s.run(starttls=True)
@@ -455,9 +462,6 @@ def test_rcpt_refusal_by_bool() -> None:
     assert s.output.endswith(b"550 5.1.1 Recipient address rejected\r\n")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: in LMTP a refused BDAT LAST chunk (here: over the size limit) is answered once, "
-    "while RFC 2033 §4.2 and the core's own client expect one reply per accepted recipient"))
 def test_lmtp_refused_bdat_last_gets_one_reply_per_recipient() -> None:
     reads = [b"LHLO c.test\r\n", b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nRCPT TO:<c@y>\r\nBDAT 70000 LAST\r\n",
              b"x" * 70000, b"QUIT\r\n"]

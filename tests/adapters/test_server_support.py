@@ -12,13 +12,23 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pytest
+
 from smtpproto import Config, Reply
 from smtpproto.adapters import Envelope, Handler, ServerSettings, Session
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CERT = DATA / "server-cert.pem"
 KEY = DATA / "server-key.pem"
-BACKENDS = ["threads", "asyncio", "trio"]
+try:
+    import trio as _trio  # noqa: F401
+
+    _NO_TRIO = ""
+except ImportError:
+    _NO_TRIO = 'trio is not installed (pip install "smtpproto[trio]")'
+
+BACKENDS = ["threads", "asyncio",
+            pytest.param("trio", marks=pytest.mark.skipif(bool(_NO_TRIO), reason=_NO_TRIO or "-"))]
 #: Every blocking wait in these tests is bounded by this (seconds).
 WAIT = 10.0
 
