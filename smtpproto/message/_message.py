@@ -538,42 +538,59 @@ class Message:
 
         After an edit only the edited header fields differ; every other byte is
         copied from the source (re-encoded only for an edited message inside a
-        base64 or quoted-printable message/rfc822 part).
+        base64 or quoted-printable message/rfc822 part).  Iterative, so any
+        nesting depth works.
         """
         if not self._dirty:
             return bytes(self._src[self._start:self._end])
-        src = self._src
         out = bytearray()
+        stack: list[Message | bytes] = [self]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, bytes):
+                out += item
+            elif not item._dirty:
+                out += item._src[item._start:item._end]
+            else:
+                stack.extend(reversed(item._pieces()))
+        return bytes(out)
+
+    def _pieces(self) -> list[Message | bytes]:
+        """This edited part as a sequence of byte strings and unexpanded sub-parts."""
+        src = self._src
+        pieces: list[Message | bytes] = []
         if self._hdr_dirty:
+            head = bytearray()
             fields = self._all_fields()
             for i, h in enumerate(fields):
                 raw = h.raw
-                out += raw
+                head += raw
                 if i + 1 < len(fields) and not raw.endswith(b"\n"):
-                    out += b"\r\n"
+                    head += b"\r\n"
             sep = bytes(src[self._hdr_end:self._body_start])
-            if fields and not bytes(out).endswith(b"\n") and sep:
-                out += b"\r\n"
-            out += sep
+            if fields and not head.endswith(b"\n") and sep:
+                head += b"\r\n"
+            head += sep
+            pieces.append(bytes(head))
         else:
-            out += src[self._start:self._body_start]
+            pieces.append(bytes(src[self._start:self._body_start]))
         if self._kind == MULTIPART or self._kind == MESSAGE:
             pos = self._body_start
             for child in self._children:
-                out += src[pos:child._start]
-                out += child.to_bytes()
+                pieces.append(bytes(src[pos:child._start]))
+                pieces.append(child)
                 pos = child._end
-            out += src[pos:self._end]
+            pieces.append(bytes(src[pos:self._end]))
         elif self._kind == ENCODED_MESSAGE and self._children and self._children[0]._dirty:
             from ._transfer_encode import encode_base64, encode_quoted_printable
-            inner = self._children[0].to_bytes()
+            inner = self._children[0].to_bytes()  # depth bounded by max_encoded_nesting
             if self.transfer_encoding == "base64":
-                out += encode_base64(inner)
+                pieces.append(encode_base64(inner))
             else:
-                out += encode_quoted_printable(inner)
+                pieces.append(encode_quoted_printable(inner))
         else:
-            out += src[self._body_start:self._end]
-        return bytes(out)
+            pieces.append(bytes(src[self._body_start:self._end]))
+        return pieces
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
@@ -595,11 +612,15 @@ class Message:
         return f"<Message {self.content_type} parts={len(self._children)}>"
 
 
+_MAX_STRUCTURE_DEPTH = 200
+
+
 def _parse_structure(parts: list[Message], multipart_type: str, in_alternative: bool,
                      html: list[Message] | None, text: list[Message] | None,
-                     atts: list[Message]) -> None:
+                     atts: list[Message], depth: int = 0) -> None:
     # RFC 8621 section 4.1.4 "parseStructure", transcribed from its pseudo-code.
-    # Recursion depth is bounded by Limits.max_depth (multiparts only).
+    # It recurses per multipart level: Limits.max_depth bounds that, and so
+    # does _MAX_STRUCTURE_DEPTH should a caller raise the limit enormously.
     text_len = len(text) if text is not None else -1
     html_len = len(html) if html is not None else -1
     for i, part in enumerate(parts):
@@ -609,10 +630,10 @@ def _parse_structure(parts: list[Message], multipart_type: str, in_alternative: 
                      and (ctype in ("text/plain", "text/html") or inline_media)
                      and (i == 0 or (multipart_type != "related"
                                      and (inline_media or part.filename is None))))
-        if part._kind == MULTIPART:
+        if part._kind == MULTIPART and depth < _MAX_STRUCTURE_DEPTH:
             sub = ctype.split("/", 1)[1]
             _parse_structure(part._children, sub, in_alternative or sub == "alternative",
-                             html, text, atts)
+                             html, text, atts, depth + 1)
         elif is_inline:
             if multipart_type == "alternative":
                 if ctype == "text/plain" and text is not None:

@@ -328,3 +328,18 @@ def test_tiny_chunks_do_not_rescan(sink: bool) -> None:
                 + b"\r\n--b--\r\n")
         return _feed_in(data, 16, sink)
     assert_linear(make, 20_000, budget=3.0)
+
+
+def test_deep_tree_views_and_edits_do_not_recurse() -> None:
+    # With the depth cap raised far beyond the recursion limit, every view and
+    # an edit deep inside still work (iterative walk / to_bytes).
+    data = _nested(3000)
+    msg = parse(data, limits=Limits(max_depth=10_000, max_parts=10_000))
+    leaf = list(msg.walk())[-1]
+    assert leaf.raw_body == b"leaf\r\n"
+    leaf["X-Deep"] = "1"
+    out = msg.to_bytes()
+    assert out == data.replace(b"Content-Type: text/plain\r\n\r\nleaf",
+                               b"Content-Type: text/plain\r\nX-Deep: 1\r\n\r\nleaf")
+    assert msg.text_body is not None and msg.attachments is not None
+    assert len(msg.defects) > 0
