@@ -108,6 +108,12 @@ class Flight:
     sends: list[Event]
 
 
+class Session(list):  # type: ignore[type-arg]
+    """Flights, and whether the session is LMTP."""
+
+    lmtp = False
+
+
 SENDERS = ["alice@example.com", "", "bob@[192.0.2.1]", "carol@[IPv6:2001:db8::7]", "dave@sub.example.org"]
 RECIPIENTS = ["rcpt1@example.org", "Postmaster", "rcpt2@[192.0.2.9]", "nobody@example.org", "nope@example.net"]
 
@@ -119,9 +125,11 @@ def _content() -> st.SearchStrategy[bytes]:
 
 
 @st.composite
-def sessions(draw: st.DrawFn) -> list[Flight]:
-    pipelining = draw(st.booleans())
-    flights = [Flight([Ehlo(domain="client.example.com")])]
+def sessions(draw: st.DrawFn) -> Session:
+    lmtp = draw(st.booleans())
+    pipelining = lmtp or draw(st.booleans())
+    flights = Session([Flight([Lhlo(domain="client.example.com") if lmtp else Ehlo(domain="client.example.com")])])
+    flights.lmtp = lmtp
     for _ in range(draw(st.integers(0, 3))):
         for extra in draw(st.lists(st.sampled_from([Noop(), Vrfy(argument="alice"), Help(), Rset(),
                                                     Expn(argument="staff"), Help(argument="MAIL")]), max_size=2)):
@@ -209,7 +217,8 @@ def drain(conn: Connection) -> list[Any]:
 
 
 def run_session(flights: Sequence[Flight], to_server: Chunker, to_client: Chunker) -> Run:
-    client, server = Connection(Role.CLIENT), Connection(Role.SERVER)
+    config = Config(lmtp=getattr(flights, "lmtp", False))
+    client, server = Connection(Role.CLIENT, config), Connection(Role.SERVER, config)
     run = Run()
     greeting = server.send(R(220, "mx.example.org ESMTP"))
     run.s2c += greeting
@@ -243,7 +252,7 @@ def run_session(flights: Sequence[Flight], to_server: Chunker, to_client: Chunke
 
 @SETTINGS
 @given(sessions(), st.randoms(use_true_random=False))
-def test_any_split_of_a_valid_transcript_gives_the_same_events(flights: list[Flight], rng: random.Random) -> None:
+def test_any_split_of_a_valid_transcript_gives_the_same_events(flights: Session, rng: random.Random) -> None:
     baseline = run_session(flights, whole, whole)
     split = run_session(flights, random_chunker(rng), random_chunker(rng))
     assert split.c2s == baseline.c2s and split.s2c == baseline.s2c
@@ -257,7 +266,7 @@ def test_any_split_of_a_valid_transcript_gives_the_same_events(flights: list[Fli
 
 @SETTINGS
 @given(sessions())
-def test_transcript_fed_byte_by_byte(flights: list[Flight]) -> None:
+def test_transcript_fed_byte_by_byte(flights: Session) -> None:
     baseline = run_session(flights, whole, whole)
     one = run_session(flights, lambda d: [d[i:i + 1] for i in range(len(d))],
                       lambda d: [d[i:i + 1] for i in range(len(d))])
@@ -376,6 +385,49 @@ def test_endless_line_never_grows_the_buffer(chunk_size: int, count: int) -> Non
             return
         assert len(server._buf) <= LIMIT + chunk_size
     assert count * chunk_size <= PROP_CONFIG.max_discard + LIMIT + chunk_size
+
+
+_reply_tokens = st.sampled_from([
+    b"250 ok\r\n", b"250-", b"250 ", b"354 go\r\n", b"421 bye\r\n", b"220 hi\r\n", b"\r\n", b"\n", b"\r",
+    b"2", b"25", b"-", b" ", b"x" * 500, b"\x00", b"\xff", b"334 \r\n", b"550 5.1.1 no\r\n", b"250-2.0.0 a\r\n",
+])
+reply_junk = st.lists(st.one_of(st.binary(max_size=64), st.lists(_reply_tokens, max_size=8).map(b"".join)),
+                      min_size=1, max_size=15)
+CLIENT_CONFIG = Config(max_reply_line=1024, max_reply_size=4096)
+
+
+@SETTINGS
+@given(reply_junk, st.sampled_from(["greeting", "ehlo", "pipelined"]))
+def test_junk_to_a_client(chunks: list[bytes], where: str) -> None:
+    """Arbitrary bytes to a client give only replies or RemoteProtocolError, and
+    its buffer stays within a reply line (or a whole reply) plus one chunk."""
+    client = Connection(Role.CLIENT, CLIENT_CONFIG)
+    if where != "greeting":
+        client.receive_data(b"220 hi\r\n")
+        assert isinstance(client.next_event(), Reply)
+        client.send(Ehlo(domain="c.example"))
+    if where == "pipelined":
+        client.receive_data(b"250-mx\r\n250 PIPELINING\r\n")
+        assert isinstance(client.next_event(), Reply)
+        for cmd in (Mail(reverse_path="a@b.example"), Rcpt(forward_path="c@d.example"), Data()):
+            client.send(cmd)
+    bound = max(CLIENT_CONFIG.max_reply_line, CLIENT_CONFIG.max_reply_size)
+    for chunk in chunks:
+        if client.state in (State.CLOSED, State.ERROR):
+            break
+        client.receive_data(chunk)
+        try:
+            while True:
+                ev = client.next_event()
+                if ev is NEED_DATA or ev is PAUSED or isinstance(ev, ConnectionClosed):
+                    break
+                assert isinstance(ev, Reply), ev
+        except RemoteProtocolError:
+            assert client.state is State.ERROR
+            with pytest.raises(RemoteProtocolError):
+                client.next_event()
+            break
+        assert len(client._buf) <= bound + len(chunk)
 
 
 # ====================================================================== 3. content
