@@ -325,6 +325,8 @@ MessageInput = Union[Message, email.message.Message, bytes, bytearray, memoryvie
 
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+# A Bcc or Resent-Bcc field (strip_bcc is skipped when there is none).
+_BCC_FIELD = re.compile(rb"(?im)^(?:resent-)?bcc[ \t]*:")
 
 
 @dataclass
@@ -429,7 +431,8 @@ def prepare_message(
             env_sender, env_rcpts = envelope_from_headers(data)
             sender = env_sender if sender is None else sender
             recipients = env_rcpts if recipients is None else recipients
-        data = strip_bcc(data)
+        if _BCC_FIELD.search(data, 0, _header_end(data) or len(data)) is not None:
+            data = strip_bcc(data)
         is_8bit, is_binary, utf8h = _describe(data)
         out = OutgoingMessage(_slices(data, chunk_size), len(data), is_8bit, is_binary, utf8h)
         return sender, list(recipients), out
@@ -645,7 +648,7 @@ class ClientSession:
             data = self.conn.send(event)
         except TLSRequiredError as exc:
             raise SMTPTLSRequiredError(str(exc)) from exc
-        if isinstance(event, (Command, AuthResponse)):
+        if self.options.transcript is not None and isinstance(event, (Command, AuthResponse)):
             self._log("C", _cmd_text(event))
         if data:
             self._out.append(data)
@@ -663,13 +666,13 @@ class ClientSession:
             self._broken = True
             raise SMTPServerDisconnected(f"server closing the connection: {_reply_summary(ev)}", ev)
 
-    def _flush(self) -> Flow[None]:
+    def _flush(self, timeout: float | None = None) -> Flow[None]:
         if not self._out:
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out = []
         try:
-            yield Write(data, self._timeout())
+            yield Write(data, self._timeout() if timeout is None else timeout)
         except SMTPClientError as exc:
             self.conn.send_failed()
             yield from self._break()
@@ -744,6 +747,16 @@ class ClientSession:
             if self.conn.extensions.starttls:
                 tls_reply = yield from self._command(StartTLSCommand())
                 if tls_reply.code == 220:
+                    # The core reports bytes that came behind the 220 (T-06) on
+                    # the next call; only PAUSED means the hand-over may start.
+                    try:
+                        after = self.conn.next_event()
+                    except RemoteProtocolError as exc:
+                        yield from self._break()
+                        raise SMTPProtocolViolation(f"server broke the protocol: {exc}") from exc
+                    if after is not PAUSED:
+                        yield from self._break()
+                        raise SMTPProtocolViolation(f"unexpected {after!r} after the 220 reply to STARTTLS")
                     try:
                         yield StartTLS()
                     except SMTPClientError as exc:
@@ -988,23 +1001,30 @@ class ClientSession:
         if data_reply.code != 354:
             raise SMTPDataRefused(data_reply)
         size = 0
+        queued = 0
         try:
             for chunk in message.chunks:
                 if not chunk:
                     continue
                 size += len(chunk)
                 self._queue(MessageData(data=chunk))
-                yield from self._flush()
+                queued += len(chunk)
+                if queued >= self.options.chunk_size:
+                    # Small pieces are gathered so the end of data goes out with
+                    # the last of them, in one write (no Nagle/delayed-ACK stall).
+                    yield from self._flush()
+                    queued = 0
         except SMTPClientError:
             raise
         except Exception:
             # The message source failed mid-transfer: the session cannot be resumed.
             yield from self._break()
             raise
+        block = self._timeout()  # RFC 5321 §4.5.3.2.5: the data block timeout
         self._queue(EndOfMessage())
         self._log("C", f"<message content: {size} octets>")
         self._log("C", ".")
-        yield from self._flush()
+        yield from self._flush(block)
         tx.size, tx.body = size, "DATA"
         yield from self._final_replies(tx)
 
@@ -1094,6 +1114,7 @@ class ClientSession:
             if reply.code != 250 and failed is None:
                 failed = reply
         tx.size, tx.body = size, "BDAT"
+        self._log("C", f"<message content: {size} octets>")
         if not envelope_ok or failed is not None:
             # Read what is still owed; the RSET before the next transaction clears
             # the session (RFC 3030 §3).

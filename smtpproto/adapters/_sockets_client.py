@@ -246,6 +246,9 @@ class SMTPClient:
                     options = dataclasses.replace(options, local_hostname=hello_name(sock.getsockname()))
                 except OSError:
                     pass
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                # Commands are small writes followed by a wait: never let Nagle hold them.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._sock = sock
             self.session = ClientSession(options)
             return self._run(self.session.handshake())
