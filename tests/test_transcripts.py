@@ -706,6 +706,40 @@ def test_bdat_without_chunking_is_refused_by_both_sides() -> None:
     assert serve(p.server, b"NOOP\r\n") == [Noop(), PAUSED]
 
 
+# ================================================================ RFC 2034 section 6 (enhanced status codes)
+
+def test_rfc2034_enhanced_status_codes_example() -> None:
+    ned = Mail(reverse_path="ned@ymir.claremont.edu")
+    p = play([
+        S(R(220, "dbc.mtview.ca.us SMTP service ready"), b"220 dbc.mtview.ca.us SMTP service ready\r\n"),
+        C(Ehlo(domain="ymir.claremont.edu"), b"EHLO ymir.claremont.edu\r\n"),
+        S(R(250, "dbc.mtview.ca.us says hello", "ENHANCEDSTATUSCODES"),
+          b"250-dbc.mtview.ca.us says hello\r\n250 ENHANCEDSTATUSCODES\r\n"),
+        C(ned, b"MAIL FROM:<ned@ymir.claremont.edu>\r\n"),
+        S(R(250, "Originator <ned@ymir.claremont.edu> ok", enhanced="2.1.0"),
+          b"250 2.1.0 Originator <ned@ymir.claremont.edu> ok\r\n"),
+        C(Rcpt(forward_path="mrose@dbc.mtview.ca.us"), b"RCPT TO:<mrose@dbc.mtview.ca.us>\r\n"),
+        S(R(250, "Recipient <mrose@dbc.mtview.ca.us> ok", enhanced="2.1.5"),
+          b"250 2.1.5 Recipient <mrose@dbc.mtview.ca.us> ok\r\n"),
+        C(Rcpt(forward_path="nosuchuser@dbc.mtview.ca.us"), b"RCPT TO:<nosuchuser@dbc.mtview.ca.us>\r\n"),
+        S(R(550, 'Mailbox "nosuchuser" does not exist', enhanced="5.1.1"),
+          b'550 5.1.1 Mailbox "nosuchuser" does not exist\r\n'),
+        C(Rcpt(forward_path="remoteuser@isi.edu"), b"RCPT TO:<remoteuser@isi.edu>\r\n"),
+        S(R(551, "Forwarding to remote hosts disabled", "Select another host to act as your forwarder",
+            enhanced="5.7.1"),
+          b"551-5.7.1 Forwarding to remote hosts disabled\r\n551 5.7.1 Select another host to act as your forwarder\r\n"),
+        C(Data(), b"DATA\r\n"),
+        S(R(354, "Send message, ending in CRLF.CRLF."), b"354 Send message, ending in CRLF.CRLF.\r\n"),
+        C(MessageData(data=b"Subject: codes\r\n\r\nhi\r\n"), b"Subject: codes\r\n\r\nhi\r\n"),
+        C(EndOfMessage(), b".\r\n"),
+        S(R(250, "Message accepted", enhanced="2.6.0"), b"250 2.6.0 Message accepted\r\n"),
+        C(Quit(), b"QUIT\r\n"),
+        S(R(221, "Goodbye", enhanced="2.0.0"), b"221 2.0.0 Goodbye\r\n"),
+    ])
+    assert [r.enhanced_status for r in p.client_events] == [
+        None, None, "2.1.0", "2.1.5", "5.1.1", "5.7.1", None, "2.6.0", "2.0.0"]
+
+
 # ================================================================ greeting
 
 @pytest.mark.parametrize("code,text", [(220, "mx.example.org ESMTP ready"), (220, ""),
