@@ -256,13 +256,15 @@ class _SessionProtocol(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         server = self.server
+        session: ServerSession | None = None
         try:
             peer = transport.get_extra_info("peername")
-            flow = ServerSession(
+            session = ServerSession(
                 server.handler, server.settings, peer=peer or None,
                 tls_active=server.implicit_tls,
                 starttls=server.ssl_context is not None and not server.implicit_tls,
-            ).run()
+            )
+            flow = session.run()
             result: object = None
             while True:
                 try:
@@ -290,6 +292,10 @@ class _SessionProtocol(asyncio.Protocol):
             server._sessions.discard(self)
             if self.transport is not None:
                 self.transport.close()
+            if session is not None:
+                # Cancelled mid-session (shutdown grace over): owed hooks still run.
+                for call in session.cleanup_calls():
+                    await self._call(call)
 
     async def _read(self, action: Read) -> object:
         if self.server._stopping:

@@ -326,6 +326,9 @@ class ServerSession:
         self._auth: AuthServer | None = None
         self._capture: _PasswordCapture | None = None
         self._auth_command: Auth | None = None
+        #: :meth:`run` reached its end.
+        self.finished = False
+        self._disconnect_called = False
 
     # ------------------------------------------------------------ plumbing
 
@@ -396,7 +399,24 @@ class ServerSession:
         yield from self._run()
         if self._in_content:
             yield from self._abort_content("connection closed")
+        self._disconnect_called = True
         yield from self._call("on_disconnect", self.session)
+        self.finished = True
+
+    def cleanup_calls(self) -> list[Call]:
+        """The hook calls still owed when an adapter abandons :meth:`run`
+        before its end (a task cancelled at shutdown): the adapter performs
+        them, shielded, so handlers can release what they hold."""
+        calls: list[Call] = []
+        if self.finished or self._disconnect_called:
+            return calls
+        env = self.session.envelope
+        if self._in_content and env is not None:
+            calls.append(Call("on_message_aborted", (self.session, env, "session cancelled")))
+        self._in_content = False
+        calls.append(Call("on_disconnect", (self.session,)))
+        self._disconnect_called = True
+        return calls
 
     def _run(self) -> Generator[Action, object, None]:
         conn = self.conn

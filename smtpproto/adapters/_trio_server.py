@@ -193,6 +193,7 @@ class _TrioSession:
 
     async def run(self) -> None:
         server = self.server
+        session: ServerSession | None = None
         try:
             peer: object = None
             try:
@@ -207,10 +208,11 @@ class _TrioSession:
                 if not await self._handshake():
                     return
                 tls = True
-            flow = ServerSession(
+            session = ServerSession(
                 server.handler, server.settings, peer=peer, tls_active=tls,
                 starttls=server.ssl_context is not None and not server.implicit_tls,
-            ).run()
+            )
+            flow = session.run()
             result: object = None
             while True:
                 try:
@@ -239,6 +241,11 @@ class _TrioSession:
                         await self.stream.aclose()
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         pass
+                if session is not None:
+                    # Cancelled mid-session (shutdown grace over): owed hooks still run.
+                    with trio.move_on_after(server.shutdown_grace + 1.0):
+                        for call in session.cleanup_calls():
+                            await self._call(call)
 
     async def _read(self, action: Read) -> object:
         if self.server._stopping:

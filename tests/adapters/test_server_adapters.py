@@ -571,3 +571,45 @@ def test_554_greeting(backend: str) -> None:
         assert c.command(b"EHLO x.test\r\n")[0] == 503
         assert c.command(b"QUIT\r\n")[0] == 221
         assert c.closed()
+
+
+class Stuck(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+
+    async def on_message(self, session: Session, envelope: Envelope) -> Any:  # type: ignore[override]
+        self.started.set()
+        import sniffio
+
+        if sniffio.current_async_library() == "trio":
+            import trio
+
+            await trio.sleep(30)
+        else:
+            import asyncio
+
+            await asyncio.sleep(30)
+
+
+def test_shutdown_grace_cuts_stuck_hook_and_still_says_goodbye(backend: str) -> None:
+    if backend == "threads":
+        pytest.skip("a blocking hook in a thread cannot be interrupted; its socket is cut instead")
+    pytest.importorskip("sniffio")
+    handler = Stuck()
+    srv = RunningServer(backend, handler).__enter__()
+    try:
+        c = RawClient(srv.address)
+        hello(c)
+        c.command(b"MAIL FROM:<a@x.example>\r\n")
+        c.command(b"RCPT TO:<b@y.example>\r\n")
+        c.command(b"DATA\r\n")
+        c.send(b"hello\r\n.\r\n")
+        assert handler.started.wait(WAIT)
+        took = srv.stop(grace=0.3)
+        assert took < 5.0
+        assert c.closed()
+        c.close()
+        assert handler.disconnected.wait(WAIT)  # on_disconnect ran although the task was cancelled
+    finally:
+        srv.stop()
