@@ -61,7 +61,8 @@ def test_every_executed_page_has_examples() -> None:
     assert pages == set(EXECUTED_PAGES)
 
 
-@pytest.mark.parametrize(("page", "line", "code"), _blocks(), ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(("page", "line", "code"),
+                         [pytest.param(*b, id=f"{b[0]}:{b[1]}") for b in _blocks()])
 def test_example_runs(page: str, line: int, code: str, tmp_path: Path) -> None:
     # Each block stands alone: a fresh interpreter, nothing carried over, and a
     # timeout so an example that loops forever fails instead of hanging.
