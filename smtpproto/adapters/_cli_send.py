@@ -14,7 +14,7 @@ import argparse
 import os
 import ssl
 import sys
-from typing import NoReturn, TextIO
+from typing import BinaryIO, NoReturn, TextIO
 
 from .._config import Config
 from ..message import Attachment, BuildError, EnvelopeError, HeaderError, build_bytes
@@ -97,13 +97,13 @@ def _split_server(text: str, *, tls: bool, lmtp: bool) -> tuple[str | None, int,
     return host, port, None
 
 
-def _message(args: argparse.Namespace) -> bytes:
+def _message(args: argparse.Namespace) -> bytes | BinaryIO:
+    """The message: built bytes, or the open --message-file (streamed)."""
     if args.message_file is not None:
         if args.subject is not None or args.body is not None or args.body_file is not None or args.attach:
             raise _UsageError("--message-file cannot be combined with --subject, --body, --body-file or --attach")
         try:
-            with open(args.message_file, "rb") as f:
-                return f.read()
+            return open(args.message_file, "rb")
         except OSError as exc:
             raise _UsageError(f"--message-file: {exc.strerror or exc}: {args.message_file}") from None
     if args.sender is None or not args.to:
@@ -203,9 +203,11 @@ def main_send(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO |
     except (SMTPClientError, ValueError) as exc:
         err.write(f"{PROG}: error: {exc}\n")
         return 1
+    finally:
+        if not isinstance(message, bytes):
+            message.close()
     _report(result, out)
     if not result.ok:
         err.write(f"{PROG}: error: {len(result.refused)} of {len(result.recipients)} recipients refused\n")
         return 1
     return 0
-

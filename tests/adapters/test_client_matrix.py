@@ -604,3 +604,28 @@ def test_421_during_session(flavor: str) -> None:
         with pytest.raises(SMTPServerDisconnected) as info:
             run_flavor(flavor, scenario)
     assert info.value.reply is not None and info.value.reply.code == 421
+
+
+def test_lmtp_over_a_unix_socket(flavor: str) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "lmtp.sock")
+        with CoreServer(lmtp=True, unix_path=path) as srv:
+            async def scenario(make: Make) -> Any:
+                async with make(unix_socket=path, lmtp=True, **PLAIN) as client:
+                    return await client.send_message(b"\r\nlocal delivery\r\n", "a@x.example", ["u1@local", "u2@local"])
+
+            result = run_flavor(flavor, scenario)
+    assert [s.code for s in result.recipients.values()] == [250, 250]
+    assert srv.messages[0].content == b"\r\nlocal delivery\r\n"
+    assert srv.commands[0].domain == "localhost"  # no address literal for a UNIX socket
+
+
+def test_source_address(flavor: str) -> None:
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, source_address=("127.0.0.1", 0), **PLAIN) as client:
+                return await client.noop()
+
+        assert run_flavor(flavor, scenario).code == 250

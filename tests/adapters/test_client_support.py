@@ -211,6 +211,7 @@ class CoreServer:
     commands: list[object] = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)
+    unix_path: str | None = None  # listen on a UNIX socket instead of loopback TCP
 
     def __post_init__(self) -> None:
         self._listener: socket.socket | None = None
@@ -220,11 +221,15 @@ class CoreServer:
 
     # -- lifecycle
     def __enter__(self) -> "CoreServer":
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        if self.unix_path is not None:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(self.unix_path)
+        else:
+            self._listener = socket.socket()
+            self._listener.bind(("127.0.0.1", 0))
+            self.port = self._listener.getsockname()[1]
         self._listener.listen(8)
         self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
         t = threading.Thread(target=self._accept_loop, daemon=True)
         t.start()
         self._threads.append(t)
