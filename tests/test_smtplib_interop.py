@@ -22,6 +22,8 @@ import pytest
 from smtpproto import (
     NEED_DATA,
     PAUSED,
+    Auth,
+    AuthResponse,
     Bdat,
     Config,
     Connection,
@@ -125,9 +127,34 @@ class Server:
                                           "End of HELP info"), enhanced_status="2.0.0")
         if isinstance(ev, Quit):
             return Reply(code=221, lines=("Bye",), enhanced_status="2.0.0")
+        if isinstance(ev, Auth):
+            return self._auth(ev.mechanism, ev.initial_response, tx)
+        if isinstance(ev, AuthResponse):
+            if ev.cancelled:
+                return Reply(code=501, lines=("Authentication aborted",), enhanced_status="5.0.0")
+            return self._auth(tx.pop("auth_mechanism"), ev.data, tx)
         if isinstance(ev, (InvalidCommand, UnknownCommand, MessageRejected)):
             return ev.reply
         raise AssertionError(f"unexpected event {ev!r}")
+
+    def _auth(self, mechanism: str, data: bytes | None, tx: dict[str, Any]) -> Reply:
+        """PLAIN and LOGIN for user "tim", password "tanstaaf"."""
+        ok = Reply(code=235, lines=("Authentication successful",), enhanced_status="2.7.0")
+        bad = Reply(code=535, lines=("Authentication credentials invalid",), enhanced_status="5.7.8")
+        if mechanism == "PLAIN":
+            if data is None:
+                tx["auth_mechanism"] = "PLAIN"
+                return Reply(code=334, lines=("",))
+            return ok if data in (b"\0tim\0tanstaaf", b"tim\0tim\0tanstaaf") else bad
+        # LOGIN: username (possibly as the initial response), then password.
+        if data is None:
+            tx["auth_mechanism"] = "LOGIN"
+            return Reply(code=334, lines=("VXNlcm5hbWU6",))
+        if "login_user" not in tx:
+            tx["login_user"] = data
+            tx["auth_mechanism"] = "LOGIN"
+            return Reply(code=334, lines=("UGFzc3dvcmQ6",))
+        return ok if (tx.pop("login_user"), data) == (b"tim", b"tanstaaf") else bad
 
     def _run(self) -> None:
         conn = Connection(Role.SERVER, self.config)
@@ -365,6 +392,48 @@ def test_smtplib_size_over_limit(pair: Any) -> None:
     assert not server.errors
 
 
+AUTH_CONFIG = Config(allow_auth_without_tls=True)  # the socketpair stands in for a TLS channel
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_smtplib_login(pair: Any, mechanism: str) -> None:
+    sock, server = pair(caps=("PIPELINING", f"AUTH {mechanism}"), config=AUTH_CONFIG)
+    with PairSMTP(sock) as smtp:
+        smtp.ehlo()
+        assert smtp.login("tim", "tanstaaf") == (235, b"2.7.0 Authentication successful")
+        assert smtp.sendmail("tim@example.com", ["bob@example.org"], b"Subject: authed\r\n\r\nhi\r\n") == {}
+    server.finish()
+    assert not server.errors
+    assert [type(e).__name__ for e in server.commands if isinstance(e, (Auth, AuthResponse))] == (
+        ["Auth"] if mechanism == "PLAIN" else ["Auth", "AuthResponse"])
+    assert server.messages[0].recipients == ["bob@example.org"]
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_smtplib_login_refused(pair: Any, mechanism: str) -> None:
+    sock, server = pair(caps=("PIPELINING", f"AUTH {mechanism}"), config=AUTH_CONFIG)
+    with PairSMTP(sock) as smtp:
+        smtp.ehlo()
+        with pytest.raises(smtplib.SMTPAuthenticationError) as info:
+            smtp.login("tim", "wrong")
+        assert info.value.smtp_code == 535
+        assert smtp.noop()[0] == 250  # the session goes on
+    server.finish()
+    assert not server.errors
+
+
+def test_smtplib_login_without_initial_response(pair: Any) -> None:
+    sock, server = pair(caps=("AUTH PLAIN",), config=AUTH_CONFIG)
+    with PairSMTP(sock) as smtp:
+        smtp.ehlo()
+        smtp.user, smtp.password = "tim", "tanstaaf"
+        code, _ = smtp.auth("PLAIN", smtp.auth_plain, initial_response_ok=False)
+        assert code == 235
+    server.finish()
+    assert not server.errors
+    assert [type(e).__name__ for e in server.commands][:3] == ["Ehlo", "Auth", "AuthResponse"]
+
+
 # ---------------------------------------------------------------- aiosmtplib
 
 aiosmtplib = pytest.importorskip("aiosmtplib")
@@ -405,6 +474,24 @@ def test_aiosmtplib_multiple_recipients_one_refused(pair: Any) -> None:
     assert not server.errors
     (got,) = server.messages
     assert got.recipients == ["bob@example.org", "carol@example.org"]
+
+
+def test_aiosmtplib_login(pair: Any) -> None:
+    sock, server = pair(caps=("PIPELINING", "AUTH LOGIN PLAIN"), config=AUTH_CONFIG)
+
+    async def go() -> Any:
+        smtp = aiosmtplib.SMTP(sock=sock, local_hostname="client.example.com", timeout=TIMEOUT,
+                               start_tls=False, use_tls=False)
+        async with smtp:
+            login = await smtp.login("tim", "tanstaaf")
+            sent = await smtp.send_message(message(subject="authed"))
+        return login, sent
+
+    login, sent = asyncio.run(asyncio.wait_for(go(), TIMEOUT * 2))
+    assert login.code == 235 and sent[0] == {}
+    server.finish()
+    assert not server.errors
+    assert any(isinstance(e, Auth) for e in server.commands)
 
 
 def test_aiosmtplib_smtputf8(pair: Any) -> None:
