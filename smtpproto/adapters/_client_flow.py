@@ -59,6 +59,7 @@ from .._events import (
 )
 from .._extensions import Capabilities
 from .._state import State
+from .._syntax import SyntaxProblem, check_domain_or_literal
 from ..message import Message, envelope_from_headers, strip_bcc
 
 __all__ = [
@@ -547,6 +548,12 @@ class ClientOptions:
             raise ValueError(f"starttls must be 'required', 'opportunistic' or 'never', not {self.starttls!r}")
         if self.chunk_size < 1:
             raise ValueError("chunk_size must be positive")
+        # C-04: the EHLO name is a domain or an address literal, checked now.
+        Ehlo(domain=self.local_hostname)
+        try:
+            check_domain_or_literal(self.local_hostname, limit=self.config.max_domain)
+        except SyntaxProblem as exc:
+            raise LocalProtocolError(f"bad local_hostname {self.local_hostname!r}: {exc}") from None
 
 
 def config_with_timeout(config: Config | None, timeout: float | None, *, lmtp: bool, require_tls: bool) -> Config:
@@ -646,8 +653,15 @@ class ClientSession:
             self._unsolicited()
         try:
             data = self.conn.send(event)
-        except TLSRequiredError as exc:
-            raise SMTPTLSRequiredError(str(exc)) from exc
+        except LocalProtocolError as exc:
+            if self._out or self.conn.pending:
+                # Part of a group is already committed in the core but not on
+                # the wire: the session cannot be resumed consistently.
+                self._broken = True
+                self._out = []
+            if isinstance(exc, TLSRequiredError):
+                raise SMTPTLSRequiredError(str(exc)) from exc
+            raise
         if self.options.transcript is not None and isinstance(event, (Command, AuthResponse)):
             self._log("C", _cmd_text(event))
         if data:
@@ -947,6 +961,9 @@ class ClientSession:
         self._check_usable()
         if not recipients:
             raise ValueError("no recipients")
+        if len(recipients) > self.conn.config.max_recipients:
+            raise ValueError(f"{len(recipients)} recipients; at most {self.conn.config.max_recipients} per "
+                             "transaction (Config.max_recipients): split the list")
         yield from self._ensure_idle()
         params = self.mail_params(sender, recipients, message, mail_params)
         ext = self.conn.extensions

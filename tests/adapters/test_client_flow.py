@@ -334,3 +334,72 @@ def test_core_lmtp_pipelined_bdat_last_after_refused_rcpt() -> None:
     assert replies[-1].recipient == Rcpt(forward_path="b@y.example")  # type: ignore[union-attr]
     # RFC 2033 §4.2: one reply per *accepted* recipient; the transaction is over.
     assert c.pending == () and c.state is State.READY
+
+
+# ----------------------------------------------------------------- C-01..C-04, C-06 at the client facade level
+
+INJECTIONS = [
+    ("sender", "a@x.example\r\nRCPT TO:<hijacker@evil.example>"),
+    ("sender", "a@x.example\rRCPT TO:<h@e.example>"),
+    ("sender", "a@x.example\x00"),
+    ("sender", "a@x.example\tEVIL"),
+    ("sender", "a@x.example\x7f"),
+    ("rcpt", "X-OPTION\nX-INJECTED-1"),
+    ("rcpt", "b@y.example>\r\nDATA"),
+    ("mail_param", "1000\r\nRCPT TO:<attacker@evil.example>"),
+]
+
+
+@pytest.mark.parametrize("where, value", INJECTIONS)
+def test_c01_c03_injection_is_refused_before_any_byte(where: str, value: str) -> None:
+    mem = Memory(caps=["PIPELINING", "8BITMIME", "SIZE 1000000", "DSN"])
+    s = session()
+    mem.run(s.handshake())
+    mem.actions.clear()
+    sender, rcpts, params = "a@x.example", ("b@y.example",), None
+    if where == "sender":
+        sender = value
+    elif where == "rcpt":
+        rcpts = (value,)
+    else:
+        params = {"ENVID": value}
+    snd, rc, out = prepare_message(b"\r\nx\r\n", sender, list(rcpts))
+    with pytest.raises(ValueError):
+        mem.run(s.send_mail(snd, rc, out, mail_params=params))
+    assert writes(mem) == []
+    # Nothing was committed: the session goes on.
+    assert s.usable
+    send(mem, s, b"\r\nfine\r\n")
+    assert bytes(mem.content) == b"\r\nfine\r\n"
+
+
+@pytest.mark.parametrize("name", ["client.example\r\nMAIL FROM:<x@x>", "hi\nX-INJECTED", "bad name", "-x-.example"])
+def test_c04_ehlo_name_injection_refused_at_construction(name: str) -> None:
+    with pytest.raises(ValueError):
+        session(local_hostname=name)
+    from smtpproto.adapters._sockets_client import SMTPClient
+
+    with pytest.raises(ValueError):
+        SMTPClient("127.0.0.1", 25, local_hostname=name)
+
+
+def test_c06_utf8_address_needs_smtputf8() -> None:
+    from smtpproto.adapters._client_flow import SMTPNotSupportedError
+
+    mem = Memory(caps=["PIPELINING", "8BITMIME"])
+    s = session()
+    mem.run(s.handshake())
+    mem.actions.clear()
+    with pytest.raises(SMTPNotSupportedError):
+        send(mem, s, b"\r\nx\r\n", sender="jörg@x.example")
+    assert writes(mem) == [] and s.usable
+
+
+def test_too_many_recipients_is_refused_up_front() -> None:
+    mem = Memory()
+    s = session()
+    mem.run(s.handshake())
+    mem.actions.clear()
+    with pytest.raises(ValueError, match="split the list"):
+        send(mem, s, b"\r\nx\r\n", rcpts=tuple(f"r{i}@y.example" for i in range(1001)))
+    assert writes(mem) == [] and s.usable
