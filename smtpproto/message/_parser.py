@@ -141,57 +141,92 @@ class _Machine:
     # ------------------------------------------------------------------ headers
 
     def _header_step(self, final: bool) -> bool:
+        """Consume header lines; False when more input is needed.
+
+        Lines are handled in one loop with local variables (header sections
+        are most of the per-part work); it returns True as soon as the header
+        section ended or the state changed, for run() to dispatch.
+        """
         buf, off = self.buf, self.base
         end_abs = off + len(buf)
+        max_end = self.hstart + self.limits.max_header_bytes
+        check_delims = bool(self.ndelims) and not self.frozen
+        field_match = _FIELD_NAME.match
+        find = buf.find
         start = self.pos
-        if start >= end_abs:
-            if final:
-                self._end_headers(start, start)
-                self._end_region(start)
-                self._finish()
-            return False
-        nl = buf.find(b"\n", max(start, self.nl_hint) - off)
-        if nl < 0:
-            self.nl_hint = end_abs
-            if not final:
-                if end_abs - self.hstart > self.limits.max_header_bytes:
-                    self._header_cap(start)
-                    return True
+        while True:
+            if start >= end_abs:
+                self.pos = start
+                if final:
+                    self._end_headers(start, start)
+                    self._end_region(start)
+                    self._finish()
                 return False
-            line_end = end_abs
-        else:
-            line_end = nl + off + 1
-        if line_end - self.hstart > self.limits.max_header_bytes:
-            self._header_cap(start)
-            return True
-        first = buf[start - off]
+            nl = find(b"\n", max(start, self.nl_hint) - off)
+            if nl < 0:
+                self.nl_hint = end_abs
+                if not final:
+                    self.pos = start
+                    if end_abs > max_end:
+                        self._header_cap(start)
+                        return True
+                    return False
+                line_end = end_abs
+            else:
+                line_end = nl + off + 1
+            if line_end > max_end:
+                self._header_cap(start)
+                return True
+            first = buf[start - off]
+            if first == 32 or first == 9:
+                if self.field is None:
+                    self._defect(self.cur, DefectKind.FIRST_LINE_CONTINUATION,
+                                 "header section starts with a continuation line", start)
+                    self.field = [start, start - 1]
+                    self.fname = ""
+                start = line_end
+                continue
+            m = field_match(buf, start - off, line_end - off) if first != 45 or not check_delims \
+                else None
+            if m is not None:
+                field = self.field
+                if field is not None:
+                    self.cur._raw_fields.append(
+                        (field[0] - self.skipped, field[1] - self.skipped, start - self.skipped,
+                         self.fname, field[0] if self.offsets else None))
+                if m.group(2):
+                    self._defect(self.cur, DefectKind.OBSOLETE_FIELD_NAME_WHITESPACE,
+                                 "whitespace between field name and colon", start)
+                self.field = [start, m.end() - 1 + off]
+                self.fname = m.group(1).decode("ascii")
+                start = line_end
+                continue
+            self.pos = start
+            return self._odd_header_line(start, line_end, nl, first, check_delims)
+
+    def _odd_header_line(self, start: int, line_end: int, nl: int, first: int,
+                         check_delims: bool) -> bool:
+        """A header-section line that is not a plain field or continuation."""
+        buf, off = self.buf, self.base
         if first == 10 or (first == 13 and line_end - start == 2 and nl >= 0):
             self._end_headers(start, line_end)
             return True
-        if first == 32 or first == 9:
-            if self.field is None:
-                self._defect(self.cur, DefectKind.FIRST_LINE_CONTINUATION,
-                             "header section starts with a continuation line", start)
-                self.field = [start, start - 1]
-                self.fname = ""
-            self.pos = line_end
-            return True
-        if first == 45 and self.ndelims and not self.frozen:
+        if first == 45 and check_delims:
             match = self._match(start, line_end)
             if match is not None and (match[1] or self._count(self.cur, start)):
                 self._end_headers(start, start, begin=False)
                 self._boundary(start, line_end, match[0], match[1], in_headers=True)
                 return True
-        m = _FIELD_NAME.match(buf, start - off, line_end - off)
-        if m is not None:
-            self._close_field(start)
-            if m.group(2):
-                self._defect(self.cur, DefectKind.OBSOLETE_FIELD_NAME_WHITESPACE,
-                             "whitespace between field name and colon", start)
-            self.field = [start, m.end() - 1 + off]
-            self.fname = m.group(1).decode("ascii")
-            self.pos = line_end
-            return True
+            m = _FIELD_NAME.match(buf, start - off, line_end - off)
+            if m is not None:  # a field name starting with "-"
+                self._close_field(start)
+                if m.group(2):
+                    self._defect(self.cur, DefectKind.OBSOLETE_FIELD_NAME_WHITESPACE,
+                                 "whitespace between field name and colon", start)
+                self.field = [start, m.end() - 1 + off]
+                self.fname = m.group(1).decode("ascii")
+                self.pos = line_end
+                return True
         if start == self.hstart and buf.startswith(b"From ", start - off):
             # An mbox separator line (RFC 4155); kept as a nameless field.
             self._defect(self.cur, DefectKind.MBOX_FROM_LINE, "mbox 'From ' line", start,
