@@ -221,3 +221,13 @@ def test_edits_change_only_the_edited_field(path: Path) -> None:
         assert msg.to_bytes() == data[:hdr_end] + b"X-Edit-Test: 1\r\n" + data[hdr_end:]
         del part["X-Edit-Test"]
         assert msg.to_bytes() == data
+
+
+@pytest.mark.parametrize(("eml", "js"), _pair_params())
+def test_agrees_with_stalwart_crlf_variant(eml: Path, js: Path) -> None:
+    # The same messages with CRLF line endings against stalwart's .crlf.json.
+    import re
+    data = re.sub(rb"\r?\n", b"\r\n", eml.read_bytes())
+    expected = expected_tree(js.with_name(js.name.replace(".json", ".crlf.json")))
+    diff = first_difference(expected, actual_tree(parse(data)))
+    assert diff is None, diff
