@@ -231,3 +231,25 @@ def test_agrees_with_stalwart_crlf_variant(eml: Path, js: Path) -> None:
     expected = expected_tree(js.with_name(js.name.replace(".json", ".crlf.json")))
     diff = first_difference(expected, actual_tree(parse(data)))
     assert diff is None, diff
+
+
+def test_rfc8621_lists_follow_the_pseudo_code() -> None:
+    # RFC 2049's example message (stalwart/rfc/000.eml).  RFC 8621 section
+    # 4.1.4's parseStructure puts inline audio/image parts of a mixed
+    # multipart into both body lists (clients show them in place); stalwart
+    # lists them as attachments instead ([1, 2] / [4, 5, 6, 7]).
+    assert ROOT is not None
+    msg = parse((ROOT / "stalwart" / "rfc" / "000.eml").read_bytes())
+    flat: list[Message] = []
+    stack = [msg]
+    while stack:
+        node = stack.pop()
+        flat.append(node)
+        if node.is_multipart:
+            stack.extend(reversed(node.parts))
+    index = {id(p): i for i, p in enumerate(flat)}
+    assert [flat[i].content_type for i in (4, 5, 6, 7)] == [
+        "audio/basic", "image/jpeg", "text/enriched", "message/rfc822"]
+    assert [index[id(p)] for p in msg.text_body] == [1, 2, 4, 5]
+    assert [index[id(p)] for p in msg.html_body] == [1, 2, 4, 5]
+    assert [index[id(p)] for p in msg.attachments] == [6, 7]
