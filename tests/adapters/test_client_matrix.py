@@ -629,3 +629,24 @@ def test_source_address(flavor: str) -> None:
                 return await client.noop()
 
         assert run_flavor(flavor, scenario).code == 250
+
+
+def test_reconnect_after_quit_and_send_after_quit_fails(flavor: str) -> None:
+    from smtpproto.adapters._client_flow import SMTPServerDisconnected
+
+    with CoreServer() as srv:
+        async def scenario(make: Make) -> Any:
+            client = make(HOST, srv.port, **PLAIN)
+            await client.connect()
+            await client.send_message(b"\r\none\r\n", "a@x.example", ["b@y.example"])
+            await client.quit()
+            with pytest.raises(SMTPServerDisconnected):
+                await client.send_message(b"\r\nlost\r\n", "a@x.example", ["b@y.example"])
+            await client.connect()  # the same object opens a new session
+            await client.send_message(b"\r\ntwo\r\n", "a@x.example", ["b@y.example"])
+            return await client.quit()
+
+        bye = run_flavor(flavor, scenario)
+    assert bye.code == 221
+    assert [m.content for m in srv.messages] == [b"\r\none\r\n", b"\r\ntwo\r\n"]
+    assert srv.flushes and len(srv.flushes) == 2
