@@ -83,6 +83,23 @@ def test_pipelined_transaction_and_smtputf8(backend: str) -> None:
     assert env.content == "Subject: ü\r\n\r\nGrüße\r\n".encode()
 
 
+def test_smtplib_smtputf8(backend: str) -> None:
+    handler = Recorder()
+    body = "Subject: Grüße\r\nFrom: jörg@bücher.example\r\n\r\nÜber\r\n".encode()
+    with RunningServer(backend, handler) as srv, smtp(srv.port) as client:
+        client.ehlo()
+        assert client.has_extn("smtputf8")
+        refused = client.sendmail("jörg@bücher.example", ["ñandú@example.org"], body,
+                                  mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        assert refused == {}
+    assert handler.delivered.wait(WAIT)
+    env = handler.envelopes[0]
+    assert env.mail_from == "jörg@bücher.example" and env.rcpt_tos == ["ñandú@example.org"]
+    assert env.mail_params == {"SMTPUTF8": None, "BODY": "8BITMIME", "SIZE": str(len(body))} or \
+        env.mail_params == {"SMTPUTF8": None, "BODY": "8BITMIME"}
+    assert env.content == body
+
+
 def test_bdat_chunks_over_raw_socket(backend: str) -> None:
     handler = Recorder()
     with RunningServer(backend, handler) as srv, RawClient(srv.address) as c:
