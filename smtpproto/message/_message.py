@@ -142,19 +142,24 @@ class Message:
         """Field names in order (as written; duplicates repeated)."""
         return [h.name for h in self._all_fields() if h.name]
 
-    def _first_text(self, lname: str) -> str | None:
-        # Structured fields: unfolded text with encoded-words left in place.
+    def _first_field(self, lname: str) -> tuple[str, int | None] | None:
+        # Structured fields: unfolded text with encoded-words left in place,
+        # and where the field starts in the input (for defect offsets).
         if self._fields is None:
             src = self._src
             for s, c, e, n, o in self._raw_fields:
                 if n.lower() == lname:
                     raw = bytes(src[c + 1:e]).rstrip(b"\r\n")
-                    return unfold(remove_folds_in_words(decode_raw_value(raw)))
+                    return unfold(remove_folds_in_words(decode_raw_value(raw))), o
             return None
         for h in self._fields:
             if h.lname == lname:
-                return h.text()
+                return h.text(), h.offset
         return None
+
+    def _first_text(self, lname: str) -> str | None:
+        found = self._first_field(lname)
+        return None if found is None else found[0]
 
     # ------------------------------------------------------------------ editing
 
@@ -264,11 +269,11 @@ class Message:
     def _content_type_pv(self) -> ParamValue | None:
         if not self._ct_seen:
             self._ct_seen = True
-            text = self._first_text("content-type")
-            if text is not None:
-                self._pv = parse_param_header(text)
+            found = self._first_field("content-type")
+            if found is not None:
+                self._pv = parse_param_header(found[0])
                 if self._pv.defects:
-                    self._defects.extend(self._pv.defects)
+                    self._note(self._pv.defects, found[1])
         pv = self._pv
         if pv is None or not pv.maintype or not pv.subtype:
             return None
@@ -310,11 +315,11 @@ class Message:
 
     def _disposition_pv(self) -> ParamValue | None:
         if self._disp is None:
-            text = self._first_text("content-disposition")
-            if text is None:
+            found = self._first_field("content-disposition")
+            if found is None:
                 return None
-            self._disp = parse_param_header(text, disposition=True)
-            self._defects.extend(self._disp.defects)
+            self._disp = parse_param_header(found[0], disposition=True)
+            self._note(self._disp.defects, found[1])
         return self._disp
 
     @property

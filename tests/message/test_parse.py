@@ -267,6 +267,13 @@ def test_structural_defects_with_offsets() -> None:
     assert msg.parts[0].raw_body == b"not a header"
 
 
+def test_parameter_defects_point_at_their_field() -> None:
+    data = b"Subject: x\r\nContent-Type: text/plain; a=1; a=2\r\n\r\n"
+    msg = parse(data)
+    (dup,) = [d for d in msg.defects if d.kind == DefectKind.DUPLICATE_PARAMETER]
+    assert dup.offset == data.index(b"Content-Type")
+
+
 def test_missing_boundary_and_no_delimiters() -> None:
     msg = parse(b"Content-Type: multipart/mixed\r\n\r\nbody")
     assert not msg.is_multipart and msg.raw_body == b"body"
