@@ -650,3 +650,75 @@ def test_reconnect_after_quit_and_send_after_quit_fails(flavor: str) -> None:
     assert bye.code == 221
     assert [m.content for m in srv.messages] == [b"\r\none\r\n", b"\r\ntwo\r\n"]
     assert srv.flushes and len(srv.flushes) == 2
+
+
+class _Generated(io.RawIOBase):
+    """A non-seekable stream of ``total`` octets of mail lines, made on the fly."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+        self.head = b"From: a@x.example\r\nTo: b@y.example\r\nSubject: big\r\n\r\n"
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            out, self.head = self.head, b""
+            return out
+        n = min(self.left, 65536 if n is None or n < 0 else n)
+        self.left -= n
+        line = b"." + b"m" * 97 + b"\r\n"
+        return (line * (n // 100 + 1))[:n]
+
+
+def _discarding_sink(sizes: list[int]) -> Callable[[socket.socket], None]:
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"220 sink\r\n")
+        buf = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += sock.recv(65536)
+            line, buf = buf.split(b"\r\n", 1)
+            if line.startswith(b"EHLO"):
+                sock.sendall(b"250-sink\r\n250 PIPELINING\r\n")
+            elif line == b"DATA":
+                sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+                size, tail = 0, buf
+                while not tail.endswith(b"\r\n.\r\n"):
+                    more = sock.recv(1 << 20)
+                    size += len(more)
+                    tail = (tail + more)[-5:]
+                sizes.append(size)
+                buf = b""
+                sock.sendall(b"250 done\r\n")
+            elif line == b"QUIT":
+                sock.sendall(b"221 bye\r\n")
+                return
+
+    return script
+
+
+def test_streaming_memory_stays_bounded(flavor: str) -> None:
+    """48 MiB streamed through DATA: the client's peak allocation stays within a
+    few chunks (dot-stuffing doubles every line's dot, so the wire carries more)."""
+    import tracemalloc
+
+    total = 48 * 1024 * 1024
+    sizes: list[int] = []
+    with ScriptedServer(_discarding_sink(sizes)) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, chunk_size=256 * 1024, **PLAIN) as client:
+                tracemalloc.start()
+                try:
+                    result = await client.send_message(_Generated(total), "a@x.example", ["b@y.example"])
+                    peak = tracemalloc.get_traced_memory()[1]
+                finally:
+                    tracemalloc.stop()
+                return result, peak
+
+        result, peak = run_flavor(flavor, scenario)
+    assert result.ok and result.size > total
+    assert sizes and sizes[0] > total  # every line's leading dot was doubled on the wire
+    print(f"{flavor}: peak traced {peak / 2**20:.2f} MiB for {total / 2**20:.0f} MiB")
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
