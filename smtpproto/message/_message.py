@@ -204,6 +204,8 @@ class Message:
 
         Unlike ``email.message.Message.__setitem__`` (which appends), this
         keeps the field where it was, so the rest of the bytes stay unchanged.
+        Editing Content-Type does not re-split the body: parse
+        ``to_bytes()`` again to see the new structure.
         """
         header = self._format(name, value)
         lname = name.lower()
