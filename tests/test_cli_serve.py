@@ -108,8 +108,9 @@ def test_serve_prints_messages_and_stops_on_sigterm(backend: str, serve_factory:
     assert "Traceback" not in err
 
 
-def test_serve_sigint_is_clean(serve_factory: list[Serve]) -> None:
-    s = Serve()
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serve_sigint_is_clean(backend: str, serve_factory: list[Serve]) -> None:
+    s = Serve("--backend", backend)
     serve_factory.append(s)
     code, out, err = s.stop(signal.SIGINT)
     assert code == 0 and "Traceback" not in err

@@ -423,7 +423,7 @@ def test_r08_slow_loris_command(backend: str) -> None:
             got = c.line()
             elapsed = time.monotonic() - t0
             assert got is not None and got.startswith("421 4.4.2"), got
-            assert 0.5 <= elapsed < 1.9 + 0.5
+            assert 0.5 <= elapsed < 3.0
             assert c.closed()
 
 
@@ -459,9 +459,9 @@ def test_r08_slow_data_rate(backend: str) -> None:
 
 
 def test_fast_data_is_not_cut_by_the_deadline(backend: str) -> None:
-    # 1.5 s of steady, fast enough data against a 0.5 s deadline: the rate
+    # 2.5 s of steady, fast enough data against a 1 s deadline: the rate
     # extension keeps the transfer alive.
-    settings = fast_settings(timeout_server=0.5, min_data_rate=1000)
+    settings = fast_settings(timeout_server=1.0, min_data_rate=1000)
     handler = Recorder()
     with RunningServer(backend, handler, settings=settings) as srv, RawClient(srv.address) as c:
         hello(c)
@@ -469,12 +469,12 @@ def test_fast_data_is_not_cut_by_the_deadline(backend: str) -> None:
         c.command(b"RCPT TO:<b@y.example>\r\n")
         assert c.command(b"DATA\r\n")[0] == 354
         line = b"y" * 98 + b"\r\n"
-        for _ in range(15):
+        for _ in range(25):
             c.send(line * 20)  # 2000 bytes per 0.1 s
             time.sleep(0.1)
         assert c.command(b".\r\n")[0] == 250
     assert handler.delivered.wait(WAIT)
-    assert handler.envelopes[0].size == 15 * 20 * 100
+    assert handler.envelopes[0].size == 25 * 20 * 100
 
 
 def test_max_connections(backend: str) -> None:
@@ -504,7 +504,7 @@ def test_graceful_shutdown_idle_session(backend: str) -> None:
         code, lines = c.reply()
         assert code == 421 and "4.3.2" in lines[0]
         assert c.closed()
-        assert took < 2.5
+        assert took < 2.9  # well before the 3 s grace: idle sessions go at once
         c.close()
         assert handler.disconnected.wait(WAIT)
         with pytest.raises(OSError):
