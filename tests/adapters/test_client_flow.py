@@ -60,6 +60,8 @@ class Memory:
     starttls: bool = False
     inject_after_starttls: bytes = b""
     auth: Any = None  # a sasl ServerMechanism factory
+    refuse_sender: bool = False
+    bdat_fail_at: int | None = None  # answer the n-th BDAT (1-based) with 552
     content: bytearray = field(default_factory=bytearray)
     seen: list[object] = field(default_factory=list)
     actions: list[object] = field(default_factory=list)
@@ -76,6 +78,12 @@ class Memory:
             if self.starttls and not self.conn.tls_active:
                 caps.append("STARTTLS")
             return Reply(code=250, lines=("mem.test", *caps))
+        if isinstance(owed, Mail) and self.refuse_sender:
+            return Reply(code=550, lines=("sender refused",), enhanced_status="5.7.1")
+        if isinstance(owed, (Bdat, EndOfMessage)) and self.bdat_fail_at is not None:
+            chunks = sum(isinstance(e, Bdat) for e in self.seen)
+            if chunks == self.bdat_fail_at:
+                return Reply(code=552, lines=("chunk refused",), enhanced_status="5.3.4")
         if isinstance(owed, Rcpt):
             if owed.forward_path in self.refuse:
                 return Reply(code=550, lines=("no",), enhanced_status="5.1.1")
@@ -403,3 +411,60 @@ def test_too_many_recipients_is_refused_up_front() -> None:
     with pytest.raises(ValueError, match="split the list"):
         send(mem, s, b"\r\nx\r\n", rcpts=tuple(f"r{i}@y.example" for i in range(1001)))
     assert writes(mem) == [] and s.usable
+
+
+# ----------------------------------------------------------------- BDAT failure paths
+
+
+CHUNKY = ["PIPELINING", "CHUNKING", "8BITMIME"]
+BODY = b"\r\n" + b"0123456789\r\n" * 30  # 362 octets: 8 chunks of 50
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_bdat_sender_refused(pipelining: bool) -> None:
+    from smtpproto.adapters._client_flow import SMTPSenderRefused
+
+    mem = Memory(caps=CHUNKY if pipelining else CHUNKY[1:], refuse_sender=True)
+    s = session(chunk_size=50)
+    mem.run(s.handshake())
+    with pytest.raises(SMTPSenderRefused):
+        send(mem, s, BODY)
+    assert s.usable and s.conn.pending == ()
+    mem.refuse_sender = False
+    assert send(mem, s, b"\r\nnext\r\n").ok
+    assert bytes(mem.content).endswith(b"\r\nnext\r\n")
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_bdat_all_recipients_refused(pipelining: bool) -> None:
+    mem = Memory(caps=CHUNKY if pipelining else CHUNKY[1:], refuse={"b@y.example"})
+    s = session(chunk_size=50)
+    mem.run(s.handshake())
+    mem.actions.clear()
+    with pytest.raises(SMTPRecipientsRefused):
+        send(mem, s, BODY)
+    # With PIPELINING only the first chunk went out before the refusal was known.
+    assert b"".join(writes(mem)).count(b"BDAT ") == (1 if pipelining else 0)
+    assert s.usable
+    assert send(mem, s, b"\r\nnext\r\n", rcpts=("c@y.example",)).ok
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("fail_at", [1, 3, 8])
+def test_bdat_chunk_refused(pipelining: bool, fail_at: int) -> None:
+    from smtpproto.adapters._client_flow import SMTPDataRefused
+
+    mem = Memory(caps=CHUNKY if pipelining else CHUNKY[1:], bdat_fail_at=fail_at)
+    s = session(chunk_size=50)
+    mem.run(s.handshake())
+    with pytest.raises(SMTPDataRefused) as info:
+        send(mem, s, BODY)
+    assert info.value.code == 552
+    if not pipelining:
+        # One chunk at a time: nothing is sent after the refused one.
+        assert sum(isinstance(e, Bdat) for e in mem.seen) == fail_at
+    assert s.usable and s.conn.pending == ()
+    mem.bdat_fail_at = None
+    mem.content.clear()
+    assert send(mem, s, b"\r\nnext\r\n").ok  # after an RSET (RFC 3030 §3)
+    assert bytes(mem.content).endswith(b"\r\nnext\r\n")
