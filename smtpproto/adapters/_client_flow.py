@@ -649,8 +649,8 @@ class ClientSession:
 
     def _queue(self, event: Command | AuthResponse | MessageData | EndOfMessage) -> None:
         """Add an event's bytes to the next write."""
-        if isinstance(event, Command) and not self.conn.pending and self.conn.trailing_data[0]:
-            self._unsolicited()
+        if not self._out and isinstance(event, Command) and not self.conn.pending and self.conn.trailing_data[0]:
+            self._unsolicited()  # checked at the start of each group
         try:
             data = self.conn.send(event)
         except LocalProtocolError as exc:
