@@ -254,7 +254,8 @@ from smtpproto import Config, Connection, Role
 
 config = Config(max_message_size=50 * 1024 * 1024, lmtp=True)
 server = Connection(Role.SERVER, config)
-stricter = config.replace(hard_error_limit=5)   # a validated copy
+stricter = config.replace(hard_error_limit=10, soft_error_limit=5)   # a validated copy
+assert stricter.lmtp and stricter.hard_error_limit == 10
 ```
 
 `Config()` validates itself: a non-positive number, `max_command_line < 512`,

@@ -25,15 +25,13 @@ EXECUTED_PAGES = [
     "starttls.md",
     "lmtp.md",
     "auth-framing.md",
+    "limits.md",
 ]
 
-# Link targets other engineers have not written yet.  Keep this small and
-# remove an entry as soon as its page lands.
-PENDING: set[str] = {
-    "docs/codec-vs-email.md",  # the codec engineer's comparison with the stdlib email package
-    "docs/server.md",  # the adapters engineer's server guide
-    "docs/client.md",  # the adapters engineer's client guide
-}
+# Link targets other engineers have not written yet, as paths from the
+# repository root ("docs/x.md"); such links are skipped until the page exists.
+# Keep this small: every page linked today has landed, so it is empty.
+PENDING: set[str] = set()
 
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
