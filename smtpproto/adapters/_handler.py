@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Mapping, Sequence, Union
 
-from .._events import Auth, Ehlo, Helo, Lhlo, Mail, Rcpt, Reply
+from .._events import Auth, Ehlo, Helo, Lhlo, Mail, Rcpt, Reply, Xclient, Xforward
 from ..message import Message
+from ..proxy import ProxyHeader
 from ..sasl import SaslBackend, Success
 
 __all__ = [
@@ -87,6 +88,13 @@ class Session:
     envelope: Envelope | None = None
     #: Messages accepted so far in this session.
     messages: int = 0
+    #: The PROXY protocol header that opened the connection
+    #: (``Config(proxy_protocol=...)``); ``peer`` then holds its source address.
+    proxy: ProxyHeader | None = None
+    #: XCLIENT attributes accepted in this session (``peer`` follows ADDR/PORT).
+    xclient: dict[str, str] = field(default_factory=dict)
+    #: XFORWARD attributes for the current transaction.
+    xforward: dict[str, str] = field(default_factory=dict)
     #: Free space for the handler.
     extra: dict[str, object] = field(default_factory=dict)
     #: When the connection was accepted (UTC).
@@ -186,6 +194,19 @@ class Handler:
         """Credentials were accepted; a 4xx/5xx Reply overrules that (policy,
         e.g. an account that may not send).  None answers 235."""
         return None
+
+    # --- XCLIENT / XFORWARD (only when advertised: ServerSettings.advertise_x*) --
+
+    def on_xclient(self, session: Session, command: Xclient) -> Reply | None | Awaitable[Reply | None]:
+        """XCLIENT from a proxy (Postfix XCLIENT_README).  The default refuses
+        (550 5.7.0): only a proxy you trust may say who the client is.  Return
+        None to accept: the session restarts with a 220 greeting."""
+        return Reply(code=550, lines=("Error: insufficient authorization",), enhanced_status="5.7.0")
+
+    def on_xforward(self, session: Session, command: Xforward) -> Reply | None | Awaitable[Reply | None]:
+        """XFORWARD from a content filter.  The default refuses (550 5.7.0);
+        None accepts (250) and keeps the attributes in ``session.xforward``."""
+        return Reply(code=550, lines=("Error: insufficient authorization",), enhanced_status="5.7.0")
 
     # --- transaction ----------------------------------------------------------
 

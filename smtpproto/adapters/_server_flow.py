@@ -63,7 +63,10 @@ from .._events import (
     Rset,
     StartTLS,
     UnknownCommand,
+    ProxyConnected,
     Vrfy,
+    Xclient,
+    Xforward,
 )
 from .._extensions import Capabilities
 from .._state import State
@@ -198,6 +201,11 @@ class ServerSettings:
     advertise_binarymime: bool = True
     advertise_dsn: bool = True
     advertise_enhancedstatuscodes: bool = True
+    #: XCLIENT / XFORWARD attribute names to advertise (Postfix); empty: not
+    #: offered.  The handler's ``on_xclient`` / ``on_xforward`` decide who may
+    #: use them.
+    advertise_xclient: tuple[str, ...] = ()
+    advertise_xforward: tuple[str, ...] = ()
     #: Seconds to wait before each error reply once the soft error limit is
     #: reached (Postfix smtpd_error_sleep_time); 0 disables.
     error_delay: float = 1.0
@@ -376,6 +384,10 @@ class ServerSession:
                 self._deadline = now + d.seconds
                 self._deadline_cap = d.seconds
                 self._min_rate = d.min_rate
+            else:  # e.g. a PROXY header before the greeting: never wait forever
+                self._deadline = now + self.config.timeout_server
+                self._deadline_cap = self.config.timeout_server
+                self._min_rate = None
         timeout = None if self._deadline is None else max(0.0, self._deadline - now)
         result = yield Read(timeout, self.settings.read_size)
         if isinstance(result, (bytes, bytearray)) and result and self._deadline is not None and self._min_rate:
@@ -418,8 +430,35 @@ class ServerSession:
         self._disconnect_called = True
         return calls
 
+    def _proxy_header(self) -> Generator[Action, object, bool]:
+        """With ``Config(proxy_protocol=...)``: read the PROXY header before the
+        greeting; False when the connection is over."""
+        conn = self.conn
+        while True:
+            try:
+                ev = conn.next_event()
+            except RemoteProtocolError as exc:
+                log.info("closing connection from %s: %s", self.session.peer, exc)
+                return False
+            if isinstance(ev, ProxyConnected):
+                header = ev.header
+                self.session.proxy = header
+                if header.command == "PROXY" and header.source_address is not None:
+                    self.session.peer = (header.source_address, header.source_port)
+                return True
+            if ev is NEED_DATA:
+                data = yield from self._read()
+                if not isinstance(data, (bytes, bytearray)):
+                    return False  # timeout or shutdown: nobody to say 421 to yet
+                conn.receive_data(bytes(data))
+                continue
+            return False  # ConnectionClosed
+
     def _run(self) -> Generator[Action, object, None]:
         conn = self.conn
+        if self.config.proxy_protocol != "off":
+            if not (yield from self._proxy_header()):
+                return
         greeting = yield from self._call("on_connect", self.session)
         if isinstance(greeting, Reply):
             reply: Reply = greeting
@@ -488,6 +527,11 @@ class ServerSession:
         if auth is not None and (conn.tls_active or (cfg.allow_auth_without_tls and not cfg.require_tls)):
             mechanisms = auth.advertised()
         chunking = s.advertise_chunking
+        extra: list[tuple[str, str]] = []
+        if s.advertise_xclient:
+            extra.append(("XCLIENT", " ".join(s.advertise_xclient)))
+        if s.advertise_xforward:
+            extra.append(("XFORWARD", " ".join(s.advertise_xforward)))
         return Capabilities.build(
             size=cfg.max_message_size if s.advertise_size else None,
             pipelining=s.advertise_pipelining,
@@ -499,6 +543,7 @@ class ServerSession:
             smtputf8=s.advertise_smtputf8,
             chunking=chunking,
             binarymime=chunking and s.advertise_binarymime,
+            extra=extra,
         )
 
     def _auth_server(self) -> AuthServer | None:
@@ -666,6 +711,7 @@ class ServerSession:
         if accepted:
             self.session.messages += 1
         self.session.envelope = None
+        self.session.xforward = {}  # XFORWARD describes one transaction
         return None
 
     def _on_rejected(self, ev: MessageRejected) -> _Gen:
@@ -694,6 +740,7 @@ class ServerSession:
             yield from self._abort_content("RSET")
         yield from self._reply(_OK)
         self.session.envelope = None
+        self.session.xforward = {}
         return None
 
     def _on_simple(self, ev: Event) -> _Gen:
@@ -738,6 +785,45 @@ class ServerSession:
             self._auth.tls_active = True
             self._auth.reset()
         self._deadline = None
+        return None
+
+    def _on_xclient(self, ev: Xclient) -> _Gen:
+        res = yield from self._call("on_xclient", self.session, ev)
+        if isinstance(res, Reply):
+            reply = res
+        elif isinstance(res, HookFailed):
+            reply = _INTERNAL
+        else:
+            reply = Reply(code=220, lines=(f"{self.settings.hostname} {self.settings.banner}",))
+        sent = yield from self._reply(reply)
+        if sent is not None and sent.code == 220:
+            s = self.session
+            attrs = dict(ev.attributes)
+            s.xclient.update(attrs)
+            addr, port = attrs.get("ADDR"), attrs.get("PORT")
+            if addr and not addr.startswith("["):
+                host = addr[5:] if addr[:5].upper() == "IPV6:" else addr
+                s.peer = (host, int(port) if port and port.isdigit() else None)
+            if self._in_content:
+                yield from self._abort_content("XCLIENT restarted the session")
+            s.helo_name = s.helo_verb = None
+            s.auth = None
+            s.envelope = None
+            if self._auth is not None:
+                self._auth.reset()
+        return None
+
+    def _on_xforward(self, ev: Xforward) -> _Gen:
+        res = yield from self._call("on_xforward", self.session, ev)
+        if isinstance(res, Reply):
+            reply = res
+        elif isinstance(res, HookFailed):
+            reply = _INTERNAL
+        else:
+            reply = _OK
+        sent = yield from self._reply(reply)
+        if sent is not None and sent.code < 400:
+            self.session.xforward.update(ev.attributes)
         return None
 
     def _on_auth(self, ev: Auth) -> _Gen:
@@ -821,5 +907,7 @@ class ServerSession:
         StartTLS: _on_starttls,  # type: ignore[dict-item]
         Auth: _on_auth,  # type: ignore[dict-item]
         AuthResponse: _on_auth_response,  # type: ignore[dict-item]
+        Xclient: _on_xclient,  # type: ignore[dict-item]
+        Xforward: _on_xforward,  # type: ignore[dict-item]
     }
 

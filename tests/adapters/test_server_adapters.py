@@ -576,6 +576,20 @@ def test_lmtp_over_unix_socket(backend: str, tmp_path: Any) -> None:
     assert handler.delivered.wait(WAIT)
 
 
+def test_proxy_protocol_v1(backend: str) -> None:
+    handler = Recorder()
+    with RunningServer(backend, handler, settings=fast_settings(proxy_protocol="v1")) as srv:
+        with RawClient(srv.address) as c:
+            c.send(b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 25\r\n")
+            hello(c)
+            assert c.command(b"QUIT\r\n")[0] == 221
+        with RawClient(srv.address) as c:
+            c.send(b"EHLO not-a-proxy.test\r\n")
+            assert c.closed() and c.buf == b""  # no header: closed without a word
+    assert handler.sessions[0].peer == ("198.51.100.7", 40000)
+    assert len(handler.sessions) == 1
+
+
 class Refusing(Handler):
     def on_connect(self, session: Session) -> Reply:
         return reply(554, "5.3.2", "mx.test no service for you")

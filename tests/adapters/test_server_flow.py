@@ -467,3 +467,88 @@ def test_lmtp_refused_bdat_last_gets_one_reply_per_recipient() -> None:
              b"x" * 70000, b"QUIT\r\n"]
     s = Script(Keep(), reads, config=Config(lmtp=True, max_message_size=65536)).run()
     assert s.codes()[-3:] == [552, 552, 221]
+
+
+# ---------------------------------------------------------------- PROXY, XCLIENT, XFORWARD
+
+
+class Peers(Keep):
+    def __init__(self) -> None:
+        super().__init__()
+        self.peers: list[object] = []
+
+    def on_connect(self, session: Session) -> None:
+        self.peers.append(session.peer)
+
+
+def test_proxy_v1_header_sets_the_peer_before_on_connect() -> None:
+    handler = Peers()
+    s = Script(handler, [b"PROXY TCP4 198.51.100.7 192.0.2.1 40000 25\r\n", b"EHLO c.test\r\n", b"QUIT\r\n"],
+               config=Config(proxy_protocol="v1")).run()
+    assert handler.peers == [("198.51.100.7", 40000)]
+    assert s.codes() == [220, 250, 221]
+    assert s.session.session.proxy is not None and s.session.session.proxy.version == 1
+
+
+def test_proxy_garbage_closes_without_a_word() -> None:
+    handler = Peers()
+    s = Script(handler, [b"EHLO c.test\r\n"], config=Config(proxy_protocol="v1")).run()
+    assert s.output == b"" and handler.peers == [] and handler.calls == ["disconnect"]
+
+
+def test_proxy_header_wait_is_bounded() -> None:
+    timeouts: list[float | None] = []
+
+    def read(action: Read) -> Any:
+        timeouts.append(action.timeout)
+        return TIMEOUT
+
+    s = Script(Peers(), [read], config=Config(proxy_protocol="any", timeout_server=7.0)).run()
+    assert timeouts == [7.0] and s.output == b""
+
+
+class TrustedProxy(Keep):
+    def on_xclient(self, session: Session, command: Any) -> None:
+        return None
+
+    def on_xforward(self, session: Session, command: Any) -> None:
+        return None
+
+
+def test_xclient_not_offered_by_default() -> None:
+    s = Script(Keep(), [b"EHLO c.test\r\n", b"XCLIENT ADDR=198.51.100.7\r\n"]).run()
+    before_last_reply = s.output.rsplit(b"\r\n", 2)[0]
+    assert b"XCLIENT" not in before_last_reply and s.codes()[-1] >= 500
+
+
+def test_xclient_refused_unless_the_handler_trusts_the_proxy() -> None:
+    s = Script(Keep(), [b"EHLO c.test\r\n", b"XCLIENT ADDR=198.51.100.7\r\n"],
+               advertise_xclient=("NAME", "ADDR", "PORT", "HELO")).run()
+    assert b"250 XCLIENT NAME ADDR PORT HELO\r\n" in s.output
+    assert s.output.endswith(b"550 5.7.0 Error: insufficient authorization\r\n")
+
+
+def test_xclient_accepted_restarts_the_session() -> None:
+    reads = [b"EHLO proxy.test\r\n", b"XCLIENT ADDR=198.51.100.7 PORT=4000 NAME=[UNAVAILABLE]\r\n",
+             b"MAIL FROM:<a@x>\r\n", b"EHLO real.test\r\n", b"QUIT\r\n"]
+    s = Script(TrustedProxy(), reads, advertise_xclient=("NAME", "ADDR", "PORT")).run()
+    assert s.codes() == [220, 250, 220, 503, 250, 221]
+    session = s.session.session
+    assert session.peer == ("198.51.100.7", 4000)
+    assert session.xclient == {"ADDR": "198.51.100.7", "PORT": "4000", "NAME": "[UNAVAILABLE]"}
+    assert session.helo_name == "real.test"
+
+
+def test_xforward_kept_for_one_transaction() -> None:
+    seen: list[dict[str, str]] = []
+
+    class Filter(TrustedProxy):
+        def on_message(self, session: Session, envelope: Envelope) -> None:
+            seen.append(dict(session.xforward))
+
+    reads = [b"EHLO filter.test\r\n", b"XFORWARD NAME=client.example ADDR=198.51.100.7\r\n",
+             b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", b"x\r\n.\r\n",
+             b"MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", b"y\r\n.\r\n"]
+    s = Script(Filter(), reads, advertise_xforward=("NAME", "ADDR")).run()
+    assert seen == [{"NAME": "client.example", "ADDR": "198.51.100.7"}, {}]
+    assert s.codes()[2] == 250
