@@ -59,9 +59,11 @@ FOOTER = """
 
 {enders}
 
-RFC 2920 §3.1 names EHLO, HELO, DATA, VRFY, EXPN, TURN, QUIT and NOOP; LHLO is
-LMTP's EHLO, and STARTTLS (RFC 3207 §4.2) and AUTH (RFC 4954 §4) change what
-may follow, so they end a group too. See [pipelining.md](pipelining.md).
+RFC 2920 §3.1 names EHLO, HELO, DATA, VRFY, EXPN, TURN, QUIT and NOOP. LHLO is
+LMTP's EHLO; after STARTTLS (RFC 3207 §4.2), AUTH and its responses (RFC 4954
+§4) and XCLIENT (which restarts the session, Postfix XCLIENT_README) what may
+follow depends on the reply, so they end a group too. See
+[pipelining.md](pipelining.md).
 """
 
 
