@@ -552,3 +552,62 @@ def test_xforward_kept_for_one_transaction() -> None:
     s = Script(Filter(), reads, advertise_xforward=("NAME", "ADDR")).run()
     assert seen == [{"NAME": "client.example", "ADDR": "198.51.100.7"}, {}]
     assert s.codes()[2] == 250
+
+
+# ---------------------------------------------------------------- robustness
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_LINES = [
+    b"EHLO c.test\r\n", b"HELO c.test\r\n", b"LHLO c.test\r\n", b"MAIL FROM:<a@x.example>\r\n",
+    b"MAIL FROM:<a@x.example> BODY=BINARYMIME\r\n", b"RCPT TO:<b@y.example>\r\n", b"DATA\r\n", b"RSET\r\n",
+    b"NOOP\r\n", b"VRFY a\r\n", b"EXPN a\r\n", b"HELP\r\n", b"QUIT\r\n", b"STARTTLS\r\n", b"BDAT 3\r\nabc",
+    b"BDAT 4 LAST\r\nwxyz", b"BDAT 0 LAST\r\n", b"AUTH PLAIN AHUAcHc=\r\n", b"AUTH LOGIN\r\n", b"dQ==\r\n",
+    b"cHc=\r\n", b"*\r\n", b"line\r\n", b".\r\n", b"bare\nlf\r\n", b"..dot\r\n", b"XCLIENT ADDR=1.2.3.4\r\n",
+    b"XFORWARD NAME=x\r\n", b"FOO\r\n", b"\r\n",
+]
+
+
+class Everything(Keep):
+    auth_mechanisms = ("PLAIN", "LOGIN")
+    parse_message = True
+
+    def on_xclient(self, session: Session, command: Any) -> None:
+        return None
+
+    def verify_password(self, session: Session, username: str, password: str, authzid: str | None) -> bool:
+        return password == "pw"
+
+
+@settings(max_examples=300)
+@given(
+    pieces=st.lists(st.one_of(st.sampled_from(_LINES), st.binary(max_size=12)), max_size=30),
+    cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=30),
+    lmtp=st.booleans(),
+    tls=st.booleans(),
+)
+def test_any_input_ends_cleanly(pieces: list[bytes], cuts: list[int], lmtp: bool, tls: bool) -> None:
+    data = b"".join(pieces)
+    reads: list[Any] = []
+    for n in cuts:
+        if not data:
+            break
+        reads.append(data[:n])
+        data = data[n:]
+    if data:
+        reads.append(data)
+    handler = Everything()
+    config = Config(lmtp=lmtp, pregreet="ignore", hard_error_limit=50, soft_error_limit=40)
+    s = Script(handler, reads, config=config, advertise_xclient=("ADDR",), advertise_xforward=("NAME",))
+    s.run(tls_active=tls, starttls=not tls)  # must not raise
+    assert handler.calls[-1:] == ["disconnect"]
+    # Every reply line is well formed, and no message is delivered without a 250 for it.
+    lines = [line for line in s.output.split(b"\r\n") if line]
+    assert all(len(line) >= 3 and line[:3].isdigit() and line[3:4] in (b"", b" ", b"-") for line in lines)
+    finals = sum(1 for line in lines if line.startswith(b"250 2.0.0 Ok: queued as"))
+    if lmtp:
+        assert finals == sum(len(e.rcpt_tos) for e in handler.envelopes)
+    else:
+        assert finals == len(handler.envelopes)
