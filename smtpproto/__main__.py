@@ -57,7 +57,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-message-size", type=int, metavar="N", help="message size limit in octets (advertised as SIZE)")
     p.add_argument("--max-connections", type=int, default=100, metavar="N", help="concurrent sessions (default 100)")
     p.add_argument("--hostname", help="our name in the greeting and EHLO reply")
-    p.add_argument("--verbose", "-v", action="store_true", help="log sessions to standard error")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="log sessions and the SMTP transcript (AUTH redacted) to standard error")
     return p
 
 
@@ -204,8 +205,10 @@ def _serve_trio(setup: _Setup) -> None:
 def cmd_serve(argv: Sequence[str]) -> int:
     parser = _serve_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    if args.verbose:  # our transcript, not every library's debug output
+        logging.getLogger("asyncio").setLevel(logging.WARNING)
     try:
         setup = _Setup(args)
         runner = {"threads": _serve_threads, "asyncio": _serve_asyncio, "trio": _serve_trio}[args.backend]

@@ -228,3 +228,21 @@ def test_send_is_dispatched() -> None:
     else:
         assert result.stderr.strip() == ("python -m smtpproto send: error: not available in this build "
                                          "(smtpproto.adapters._cli_send is missing)")
+
+
+def test_serve_verbose_transcript_redacts_auth(serve_factory: list[Serve]) -> None:
+    s = Serve("--verbose", "--tls-cert", str(CERT), "--tls-key", str(KEY), "--auth-user", "u",
+              "--auth-password", "s3cret-pw", "--backend", "threads")
+    serve_factory.append(s)
+    with smtplib.SMTP("127.0.0.1", s.port, timeout=WAIT) as client:
+        client.starttls(context=ssl.create_default_context(cafile=str(CERT)))
+        client.ehlo()
+        client.login("u", "s3cret-pw")
+        client.sendmail("a@x.example", ["b@y.example"], b"Subject: v\r\n\r\nhi\r\n")
+    s.wait_for("END MESSAGE")
+    code, _, err = s.stop()
+    assert code == 0
+    assert "C: Auth(mechanism='PLAIN', initial_response=<redacted" in err
+    assert "S: 235 Authentication successful" in err
+    assert "C: Mail(reverse_path='a@x.example'" in err
+    assert "s3cret-pw" not in err and "czNjcmV0LXB3" not in err  # nor its base64

@@ -252,6 +252,12 @@ def busy_flow(settings: ServerSettings) -> Generator[Action, object, None]:
 # ---------------------------------------------------------------- the driver
 
 
+def _who(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"[{peer[0]}]:{peer[1]}"
+    return str(peer or "local")
+
+
 class _PasswordCapture(SaslBackend):
     """Lets PLAIN/LOGIN finish their framing, keeping the password for the
     handler's (possibly async) :meth:`Handler.verify_password`; other
@@ -336,6 +342,9 @@ class ServerSession:
         self._auth_command: Auth | None = None
         #: :meth:`run` reached its end.
         self.finished = False
+        # Transcript at DEBUG level (commands as event reprs, which redact AUTH
+        # data; 334 challenge text is not logged either).
+        self._trace = log.isEnabledFor(logging.DEBUG)
         self._disconnect_called = False
 
     # ------------------------------------------------------------ plumbing
@@ -373,6 +382,9 @@ class ServerSession:
             log.error("reply %s refused by the core (%s); sending %s instead", reply.code, exc, fallback.code)
             self._out.append(self.conn.send(fallback))
             reply = fallback
+        if self._trace:
+            text = "<challenge>" if reply.code == 334 else " | ".join(reply.lines)
+            log.debug("%s S: %d %s", _who(self.session.peer), reply.code, text)
         self._deadline = None  # the next request starts now
         return reply
 
@@ -412,6 +424,7 @@ class ServerSession:
         if self._in_content:
             yield from self._abort_content("connection closed")
         self._disconnect_called = True
+        log.info("disconnect from %s (%d message(s))", _who(self.session.peer), self.session.messages)
         yield from self._call("on_disconnect", self.session)
         self.finished = True
 
@@ -456,6 +469,7 @@ class ServerSession:
 
     def _run(self) -> Generator[Action, object, None]:
         conn = self.conn
+        log.info("connection from %s", _who(self.session.peer))
         if self.config.proxy_protocol != "off":
             if not (yield from self._proxy_header()):
                 return
@@ -509,6 +523,8 @@ class ServerSession:
             if isinstance(ev, ConnectionClosed):
                 break
             assert isinstance(ev, Event)
+            if self._trace and not isinstance(ev, MessageData):
+                log.debug("%s C: %r", _who(self.session.peer), ev)
             step = dispatch.get(type(ev))
             if step is None:
                 raise RuntimeError(f"no handling for {type(ev).__name__}")
