@@ -2050,3 +2050,20 @@ def test_general_literal_with_quote_or_angle(address: str) -> None:
                    "then splits it off as enhanced_status; the Reply should normalise or refuse such text")
 def test_reply_text_that_looks_like_an_enhanced_code() -> None:
     play([*ready(), C(Noop(), b"NOOP\r\n"), S(R(250, "2.1.0 Ok"), b"250 2.1.0 Ok\r\n")])
+
+
+def test_our_state_and_their_state() -> None:
+    p = play([*ready(("PIPELINING",))])
+    p.client.send(Mail(reverse_path="a@b.example"))
+    wire = p.client.send(Rcpt(forward_path="c@d.example"))
+    # The client: its own commands will take the session to RCPT; the replies so far say READY.
+    assert (p.client.our_state, p.client.their_state) == (State.RCPT, State.READY)
+    p.server.receive_data(b"MAIL FROM:<a@b.example>\r\n" + wire)
+    assert p.server.next_event() == Mail(reverse_path="a@b.example")
+    # The server: its replies say READY; the client's pending MAIL would make it MAIL.
+    assert (p.server.our_state, p.server.their_state) == (State.READY, State.MAIL)
+    assert p.server.more_input_buffered
+    p.server.send(R(250, "ok"))
+    assert p.server.next_event() == Rcpt(forward_path="c@d.example")
+    assert not p.server.more_input_buffered
+    assert (p.server.our_state, p.server.their_state) == (State.MAIL, State.RCPT)
