@@ -37,10 +37,12 @@ EXPLAIN: dict[str, tuple[str, str, str]] = {
     ),
     "max_auth_line": (
         "lines",
-        "RFC 4954 §4 (12288 octets)",
-        "The limit for a line of a SASL exchange: the client's `AUTH` command and, in the "
-        "`AUTH` state, each response line on both sides. (A server reads the `AUTH` command "
-        "itself under `max_mail_rcpt_line`; see the note in [auth-framing.md](auth-framing.md).)",
+        "RFC 4954 §4 (responses as long as the mechanism needs; 12288 octets named as "
+        "sufficient); Postfix `smtpd_sasl_response_limit` 12288",
+        "The limit for the lines of a SASL exchange: each response line in the `AUTH` state, "
+        "and on the client also the `AUTH` command with its initial response. A server reads "
+        "the `AUTH` command itself under `max_mail_rcpt_line`; RFC 4954 §4 keeps that command "
+        "within the normal SMTP line limit. See [auth-framing.md](auth-framing.md).",
     ),
     "max_data_line": (
         "lines",
@@ -219,7 +221,7 @@ EXPLAIN: dict[str, tuple[str, str, str]] = {
     ),
     "timeout_other": (
         "timeouts (seconds; reported by `Connection.deadline()`, never enforced by the core)",
-        "RFC 5321 §4.5.3.2 (5 minutes is the usual figure for other commands)",
+        "none in RFC 5321 §4.5.3.2 for other commands; 5 minutes, as for MAIL and RCPT",
         "Client: waiting for the reply to any other command.",
     ),
     "timeout_server": (
