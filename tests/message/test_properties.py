@@ -226,3 +226,42 @@ def test_mutated_corpus_messages() -> None:
             part.list_header("List-Unsubscribe")
         msg.text_body
         msg.attachments
+
+
+header_value = st.one_of(
+    text_any,
+    st.sampled_from(["=?UTF-8?Q?a=0A?=Bcc: x@y", "=?utf-8?b?DQpCY2M6IHhAeQ==?=", "a\r\nBcc: x",
+                     "=?x?q?=0D=0A=20?=", "\u2028line\u2029sep", "tab\there"]),
+)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["Subject", "To", "From", "X-Custom", "Comments",
+                                           "Content-Type", "Message-ID"]), header_value),
+                min_size=1, max_size=6))
+@settings(max_examples=300)
+def test_rewriting_decoded_values_never_injects(fields: list[tuple[str, str]]) -> None:
+    """SECURITY-CASES H-01..H-04 (and the parse -> edit -> serialize -> parse idempotence
+    asked for in its fuzzing notes): whatever a decoded value contains, writing it
+    back either raises HeaderError or yields exactly the same set of fields."""
+    from smtpproto.message._encode import HeaderError, format_header, verify_header_bytes
+
+    raw = b""
+    for name, value in fields:
+        try:
+            raw += format_header(name, value)
+        except HeaderError:
+            continue
+    data = raw + b"\r\nbody\r\n"
+    msg = parse(data)
+    names = [h.name for h in msg.headers]
+    for h in list(msg.headers):
+        try:
+            msg.replace_header(h.name, h.value)
+        except HeaderError:
+            pass
+    out = msg.to_bytes()
+    again = parse(out)
+    assert [h.name for h in again.headers] == names
+    assert again.raw_body == b"body\r\n"
+    for h in again.headers:
+        verify_header_bytes(h.raw)
