@@ -157,6 +157,10 @@ def main() -> None:
     agree = sum(1 for v in results.values() if v is None)
     print(f"stalwart expected parses: {agree}/{len(results)} agree "
           f"({100.0 * agree / len(results):.1f}%)")
+    for group in ("rfc", "thirdparty", "malformed"):
+        sub = {k: v for k, v in results.items() if k.startswith(f"stalwart/{group}/")}
+        ok = sum(1 for v in sub.values() if v is None)
+        print(f"  {group}: {ok}/{len(sub)}")
     for name, diff in results.items():
         if diff:
             print(f"  {name}: {diff}")
