@@ -50,7 +50,8 @@ from ._events import (
 from ._extensions import Capabilities, check_mail_params, check_rcpt_params
 from ._readers import CommandProblem, DataReader, decode_sasl, parse_command
 from ._receivebuffer import ReceiveBuffer
-from ._replies import format_reply, parse_reply_line, split_enhanced
+from ._events import split_enhanced
+from ._replies import format_reply, parse_reply_line
 from ._state import ALLOWED, GROUP_ENDERS, Greeting, State, next_state
 from ._syntax import AddressLimits, SyntaxProblem, check_domain_or_literal, check_mailbox
 from ._writers import DataWriter, format_auth_response, format_command
@@ -430,7 +431,7 @@ class Connection:
         enhanced, texts = split_enhanced(code, [t for _, t in self._reply_lines])
         self._reply_lines = []
         self._reply_size = 0
-        return self._client_got_reply(code, texts, enhanced)
+        return self._client_got_reply(code, list(texts), enhanced)
 
     def _client_got_reply(self, code: int, texts: list[str], enhanced: str | None) -> Reply:
         if self._stray:
@@ -572,7 +573,10 @@ class Connection:
             raise RemoteProtocolError("too many errors (R-07)", _reply(421, "4.7.0", "Error: too many errors"))
         if self._data_reader is not None:
             return self._read_data()
-        limit = self.config.max_auth_line if self._state is State.AUTH else self.config.max_mail_rcpt_line
+        # The verb is not known until the line ends, so buffer up to the longest
+        # any command may be (an AUTH with its initial response, RFC 4954 §4);
+        # each verb's own limit is applied once the line is parsed.
+        limit = max(self.config.max_auth_line, self.config.max_mail_rcpt_line)
         line = self._read_line(limit)
         if line is None:
             if self._peer_closed:
@@ -687,7 +691,8 @@ class Connection:
             utf8_ok = self._esmtp and self._extensions.smtputf8
             vname = verb.decode("ascii", "replace")
             ctype = _VERB_TYPES.get(vname)
-            if verb == b"MAIL" and utf8_ok and b" SMTPUTF8" in line.upper() or verb == b"RCPT" and self._smtputf8:
+            if verb == b"MAIL" and utf8_ok and b" SMTPUTF8" in line.upper() or verb == b"RCPT" and self._smtputf8 \
+                    or verb in (b"VRFY", b"EXPN") and utf8_ok:  # RFC 6531 §3.7.4.2
                 try:
                     text = line.decode("utf-8")
                 except UnicodeDecodeError:
@@ -1038,6 +1043,9 @@ class Connection:
         elif isinstance(cmd, Bdat):
             if not ext.chunking:
                 raise LocalProtocolError("the server did not advertise CHUNKING")
+            if self._bdat_failed:
+                # RFC 3030 §2: after a failed chunk the sender MUST NOT send more.
+                raise LocalProtocolError("a BDAT chunk failed; send RSET, not more chunks")
         elif isinstance(cmd, (Vrfy, Expn)):
             if not cmd.argument.isascii() and not ext.smtputf8:
                 raise LocalProtocolError("non-ASCII argument needs SMTPUTF8")

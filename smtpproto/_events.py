@@ -115,6 +115,12 @@ class Reply(Event):
             lines = ("",)
         for line in lines:
             _check_text(line, "reply text")
+        if self.enhanced_status is None:
+            # Text that starts like an enhanced status code is one, as the
+            # receiving side will read it: normalise now so that what is sent
+            # arrives equal (RFC 2034 §4).
+            status, lines = split_enhanced(self.code, lines)
+            object.__setattr__(self, "enhanced_status", status)
         object.__setattr__(self, "lines", lines)
         if self.enhanced_status is not None:
             if _ENHANCED.fullmatch(self.enhanced_status) is None:
@@ -143,6 +149,25 @@ class Reply(Event):
     def is_permanent(self) -> bool:
         """5xx."""
         return self.code >= 500
+
+
+def split_enhanced(code: int, texts: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:
+    """Take the RFC 2034 enhanced status code off reply lines if the first line
+    starts with one whose class matches the reply code; strip it from every line
+    that repeats it."""
+    first = texts[0] if texts else ""
+    status = first.partition(" ")[0]
+    if _ENHANCED.fullmatch(status) is None or status[0] != str(code)[0]:
+        return None, tuple(texts)
+    out = []
+    for text in texts:
+        if text == status:
+            out.append("")
+        elif text.startswith(status + " "):
+            out.append(text[len(status) + 1:])
+        else:
+            out.append(text)
+    return status, tuple(out)
 
 
 # ---------------------------------------------------------------- commands

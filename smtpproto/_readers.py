@@ -188,7 +188,7 @@ class DataReader:
     """
 
     __slots__ = ("_normalize", "_max_line", "_max_size", "_at_line_start", "_line_len",
-                 "size", "violation")
+                 "_line_dot", "size", "violation")
 
     def __init__(self, *, normalize: bool, max_line: int | None, max_size: int) -> None:
         self._normalize = normalize
@@ -196,6 +196,7 @@ class DataReader:
         self._max_size = max_size
         self._at_line_start = True
         self._line_len = 0  # octets of the current, unfinished line
+        self._line_dot = False  # ... which began with a (stuffed) dot
         #: Content octets so far (after unstuffing), as SIZE counts them.
         self.size = 0
         #: The first rule broken, if any: "bare-lf", "bare-cr", "line", "size".
@@ -258,6 +259,11 @@ class DataReader:
             if self._normalize and out.endswith(b"\r"):
                 out = out[:-1]  # half a CRLF made from a bare CR; nothing follows
         else:
+            last = raw.rfind(b"\n")
+            if last >= 0:
+                self._line_dot = raw[last + 1 : last + 2] == b"."
+            elif not self._line_len:
+                self._line_dot = raw[:1] == b"."
             self._line_len = _tail_len(raw, self._line_len)
         return DataOutcome(out, consumed, end, self.violation)
 
@@ -283,33 +289,37 @@ class DataReader:
     def _long_line(self, raw: bytes, limit: int) -> int | None:
         """Index of the first octet that makes a line longer than ``limit``
         (lines counted with their CRLF, the current line's earlier octets
-        included), or None."""
+        included, and, per RFC 5321 §4.5.3.1.6, not counting a leading dot
+        doubled for transparency), or None."""
         find = raw.find
+        # The current line started with a dot: it may be one octet longer.
+        allow = limit + (1 if (self._line_dot if self._line_len else raw[:1] == b".") else 0)
         first = find(b"\n")
         if first < 0:
-            return limit - self._line_len if self._line_len + len(raw) > limit else None
-        if self._line_len + first + 1 > limit:
-            return limit - self._line_len
+            return allow - self._line_len if self._line_len + len(raw) > allow else None
+        if self._line_len + first + 1 > allow:
+            return allow - self._line_len
         last = raw.rfind(b"\n")
-        if last - first <= limit:
-            return last + 1 + limit if len(raw) - last - 1 > limit else None
-        # A line longer than ``limit`` between two LFs leaves a gap of at least
-        # ``limit`` octets, which covers a whole aligned block of limit//2; so
-        # probing one block per limit//2 octets finds every candidate with C-speed
-        # finds instead of a Python loop per line.
-        block = limit // 2
-        k = (first // block + 1) * block
-        while k + block <= last:
-            if find(b"\n", k, k + block) < 0:
-                before = raw.rfind(b"\n", 0, k)
-                after = find(b"\n", k + block)
-                if after - before > limit:
-                    return before + 1 + limit
-                k = (after // block + 1) * block
-            else:
-                k += block
+        if last - first > limit:
+            # A line longer than ``limit`` between two LFs leaves a gap of at
+            # least ``limit`` octets, which covers a whole aligned block of
+            # limit//2; so probing one block per limit//2 octets finds every
+            # candidate with C-speed finds instead of a Python loop per line.
+            block = limit // 2
+            k = (first // block + 1) * block
+            while k + block <= last:
+                if find(b"\n", k, k + block) < 0:
+                    before = raw.rfind(b"\n", 0, k)
+                    after = find(b"\n", k + block)
+                    allow = limit + (1 if raw[before + 1] == 46 else 0)  # 46: "."
+                    if after - before > allow:
+                        return before + 1 + allow
+                    k = (after // block + 1) * block
+                else:
+                    k += block
         # The unfinished line after the last LF.
-        return last + 1 + limit if len(raw) - last - 1 > limit else None
+        allow = limit + (1 if raw[last + 1 : last + 2] == b"." else 0)
+        return last + 1 + allow if len(raw) - last - 1 > allow else None
 
 
 def _tail_len(raw: bytes, carried: int) -> int:

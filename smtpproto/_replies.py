@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from ._errors import LocalProtocolError
-from ._events import _ENHANCED, Reply
+from ._events import Reply, split_enhanced
 
 __all__ = ["format_reply", "parse_reply_line", "ReplyLine", "split_enhanced"]
 
@@ -40,25 +40,6 @@ def parse_reply_line(line: bytes) -> ReplyLine | None:
     # Reply text is ASCII, or UTF-8 with SMTPUTF8; keep any other byte via
     # surrogateescape so nothing is lost.
     return ReplyLine(int(m.group(1)), sep != b"-", text.decode("utf-8", "surrogateescape"))
-
-
-def split_enhanced(code: int, texts: list[str]) -> tuple[str | None, list[str]]:
-    """Take the RFC 2034 enhanced status code off the lines if the first line
-    starts with one whose class matches the reply code; strip it from every line
-    that repeats it."""
-    first = texts[0]
-    status, sep, _ = first.partition(" ")
-    if _ENHANCED.fullmatch(status) is None or status[0] != str(code)[0]:
-        return None, texts
-    out = []
-    for text in texts:
-        if text == status:
-            out.append("")
-        elif text.startswith(status + " "):
-            out.append(text[len(status) + 1:])
-        else:
-            out.append(text)
-    return status, out
 
 
 def format_reply(reply: Reply, *, max_line: int = 512) -> bytes:

@@ -154,7 +154,7 @@ def check_mailbox(
     check_domain_or_literal(domain, utf8=utf8, limit=limits.domain)
 
 
-_A_D_L = re.compile(rf"@[^,:]+(?:,@[^,:]+)*:")
+_AT_DOMAIN = re.compile(r"@(\[[^\]]*\]|[^,:\[\]]+)")
 
 
 def parse_path(
@@ -174,21 +174,37 @@ def parse_path(
     """
     if not text.startswith("<"):
         raise SyntaxProblem("path must be enclosed in <>")
-    # Find the closing bracket, skipping a quoted local part that may contain ">".
+    # Find the closing ">": a quoted local part may hold one, and so may a
+    # general address literal (dcontent = %d33-90 / %d94-126 includes '"' and
+    # '>'), so quotes count only where a mailbox starts and brackets only after
+    # an "@".
     i = 1
     n = len(text)
-    in_quote = False
+    route = text[1:2] == "@"
+    at_mailbox_start = not route
+    in_quote = in_literal = False
+    prev = "<"
     while i < n:
         c = text[i]
+        start = at_mailbox_start
+        at_mailbox_start = False
         if in_quote:
             if c == "\\":
                 i += 1
             elif c == '"':
                 in_quote = False
-        elif c == '"':
+        elif in_literal:
+            in_literal = c != "]"
+        elif c == '"' and start:
             in_quote = True
+        elif c == "[" and prev == "@":
+            in_literal = True
+        elif c == ":" and route:
+            route = False
+            at_mailbox_start = True
         elif c == ">":
             break
+        prev = c
         i += 1
     else:
         raise SyntaxProblem("unterminated path")
@@ -202,12 +218,22 @@ def parse_path(
             raise SyntaxProblem("null path not allowed here")
         return "", rest
     if inner.startswith("@"):
-        m = _A_D_L.match(inner)
-        if m is None:
-            raise SyntaxProblem("bad source route")
-        for hop in m.group(0)[:-1].split(","):
-            check_domain_or_literal(hop[1:], utf8=utf8, limit=limits.domain)
-        inner = inner[m.end():]
+        # A-d-l = At-domain *( "," At-domain ); a hop may be an address literal,
+        # which may itself hold ":" or ",".
+        pos = 0
+        while True:
+            m = _AT_DOMAIN.match(inner, pos)
+            if m is None:
+                raise SyntaxProblem("bad source route")
+            check_domain_or_literal(m.group(1), utf8=utf8, limit=limits.domain)
+            pos = m.end()
+            if inner[pos:pos + 1] == ",":
+                pos += 1
+                continue
+            if inner[pos:pos + 1] != ":":
+                raise SyntaxProblem("bad source route")
+            break
+        inner = inner[pos + 1:]
     if allow_postmaster and inner.lower() == "postmaster":
         return inner, rest
     check_mailbox(inner, utf8=utf8, limits=limits)
