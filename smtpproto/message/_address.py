@@ -269,7 +269,7 @@ def _mailbox(toks: list[tuple[int, str]], defects: list[Defect]) -> Address | No
         if not [t for t in inner if t[0] not in (_WS, _COMMENT)]:
             raise _Invalid  # "<>" is a null reverse-path, not a mailbox
         spec = _addr_spec(inner, defects)
-        return Address(name if name else (comment if name is None else name), spec)
+        return Address(name or comment or None, spec)
     # No angle brackets: a bare addr-spec, possibly with a comment as the name
     # ("addr (Real Name)", the pre-RFC 822 convention).
     if any(t == (_SPECIAL, "@") for t in significant):
@@ -350,9 +350,7 @@ def parse_address_list(text: str, defects: list[Defect] | None = None) -> list[A
             if term == ":":
                 if group is not None:
                     raise _Invalid
-                group_name, comment = _display(toks_i, sink)
-                if group_name is None and comment:
-                    group_name = None
+                group_name = _display(toks_i, sink)[0]  # a comment is not a group name
                 group = []
                 continue
             box = _mailbox(toks_i, sink)
