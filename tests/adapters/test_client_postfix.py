@@ -266,6 +266,9 @@ def test_full_postfix_starttls_chunking_smtputf8(flavor: str, postfix: tuple[int
     assert a.body == b.body == c.body == "BDAT"
     assert b.mail_params.get("SMTPUTF8", "x") is None
     assert any(line.startswith("C: BDAT ") and line.endswith(" LAST") for line in lines)
+    mails = [line for line in lines if line.startswith("C: MAIL FROM:")]
+    assert all(" SIZE=" in line for line in mails) and any("SMTPUTF8" in line for line in mails)
+    assert f"C: MAIL FROM:<a@x.example> SIZE={big.stat().st_size}" in lines
     got = _relayed(handler, b"interop " + tag)
     assert _without_trace(got.content) == plain and got.rcpt_tos == ["bob@y.example"]
     got8 = _relayed(handler, "Grüße ".encode() + tag)
