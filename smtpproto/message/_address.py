@@ -158,8 +158,11 @@ class _Invalid(Exception):
 def _addr_spec(toks: list[tuple[int, str]], defects: list[Defect]) -> str:
     """Build an addr-spec from tokens (comments/whitespace removed, obs syntax noted)."""
     words = [t for t in toks if t[0] not in (_WS, _COMMENT)]
-    if len(words) != len([t for t in toks if t[0] != _WS]) or \
-            any(toks[i][0] == _WS and 0 < i < len(toks) - 1 for i in range(len(toks))):
+    # Only what lies between the first and last word counts (CFWS around an
+    # addr-spec is normal, RFC 5322 section 3.4.1; inside it is obsolete).
+    idx = [i for i, t in enumerate(toks) if t[0] not in (_WS, _COMMENT)]
+    inner = toks[idx[0]:idx[-1] + 1] if idx else []
+    if len(inner) != len(words):
         defects.append(Defect(DefectKind.OBSOLETE_ADDRESS_SYNTAX,
                               "comments or whitespace inside an addr-spec", None, Severity.INFO))
     at = [i for i, t in enumerate(words) if t == (_SPECIAL, "@")]

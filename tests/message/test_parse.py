@@ -130,6 +130,13 @@ def test_view_defects_recorded_once_at_the_field() -> None:
     assert msg.addresses("From") == [Address(None, "a@b.c")]
 
 
+def test_cfws_around_addr_spec_is_not_obsolete() -> None:
+    msg = parse(b"From: a@b.example (Real Name) \r\nTo: < x@y.example > (c)\r\n\r\n")
+    assert msg.addresses("From") == [Address("Real Name", "a@b.example")]
+    assert msg.addresses("To") == [Address("c", "x@y.example")]
+    assert msg.defects == []
+
+
 def test_h07_comma_case_yields_both() -> None:
     msg = parse(b"From: alice@example.org,<bob@example.com>\r\n\r\n")
     assert [a.addr_spec for a in msg.addresses("From")] == ["alice@example.org",
