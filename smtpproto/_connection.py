@@ -573,10 +573,14 @@ class Connection:
             raise RemoteProtocolError("too many errors (R-07)", _reply(421, "4.7.0", "Error: too many errors"))
         if self._data_reader is not None:
             return self._read_data()
-        # The verb is not known until the line ends, so buffer up to the longest
-        # any command may be (an AUTH with its initial response, RFC 4954 §4);
-        # each verb's own limit is applied once the line is parsed.
-        limit = max(self.config.max_auth_line, self.config.max_mail_rcpt_line)
+        # Buffer no more than the longest line this one may become: an AUTH
+        # line with its initial response (RFC 4954 §4) or a MAIL/RCPT line with
+        # parameters.  The verb is in the first five octets, which every limit
+        # exceeds, so the choice never depends on the chunking; each verb's own
+        # limit is applied once the line is parsed.
+        limit = self.config.max_mail_rcpt_line
+        if self._state is State.AUTH or self._buf.peek(5).upper() == b"AUTH ":
+            limit = max(limit, self.config.max_auth_line)
         line = self._read_line(limit)
         if line is None:
             if self._peer_closed:
