@@ -25,3 +25,24 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+
+
+# Tests marked ``interop`` need real peers (Postfix, swaks, msmtp, openssl).
+# Locally they may skip with their reason; where SMTPPROTO_REQUIRE_PEERS=1 (CI,
+# which installs the peers in .ci/install-peers) a skip is a failure.
+import pytest  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if (
+        report.skipped
+        and os.environ.get("SMTPPROTO_REQUIRE_PEERS") == "1"
+        and item.get_closest_marker("interop") is not None
+        and not hasattr(report, "wasxfail")
+    ):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.longrepr = f"interop test skipped where peers are required: {reason}"
