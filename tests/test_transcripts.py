@@ -1786,9 +1786,6 @@ def test_lmtp_pipelined_bdat_last_with_a_refused_recipient() -> None:
     assert p.client.state is State.READY
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: after a 5xx to a BDAT chunk the client still lets the "
-                   "application send more BDAT chunks (RFC 3030: the sender must not send additional BDAT "
-                   "segments; our own server answers them 503)")
 def test_client_sends_no_bdat_after_a_failed_chunk() -> None:
     p = play([
         CNRI_GREETING,
@@ -1848,9 +1845,6 @@ def test_data_line_over_1000_octets_is_rejected_at_the_end() -> None:
     assert server.state is State.READY
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the server counts the dot added for transparency towards the "
-                   "1000-octet text line limit (RFC 5321 section 4.5.3.1.6: 'not counting the leading dot "
-                   "duplicated for transparency')")
 def test_data_line_limit_does_not_count_the_stuffed_dot() -> None:
     p = play(transaction())
     content = b"." + b"x" * 997 + b"\r\n"  # 1000 octets with its CRLF
@@ -1859,9 +1853,6 @@ def test_data_line_limit_does_not_count_the_stuffed_dot() -> None:
     assert strip(events(p.server, wire)) == [MessageData(data=content), EndOfMessage(), PAUSED]
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: once SMTPUTF8 is advertised the client sends a UTF-8 VRFY "
-                   "argument (as RFC 6531 section 3.7.4.2 allows) but our server refuses the line as "
-                   "'non-ASCII command' (500)")
 @pytest.mark.parametrize("command,wire", [(Vrfy(argument="jörg"), "VRFY jörg\r\n".encode()),
                                           (Expn(argument="bücher-liste"), "EXPN bücher-liste\r\n".encode())])
 def test_utf8_vrfy_and_expn_after_smtputf8(command: Command, wire: bytes) -> None:
@@ -1968,9 +1959,6 @@ def test_client_refuses_auth_lines_over_12288_octets() -> None:
     assert p.client.pending == ()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: the server reads an AUTH command line with the MAIL/RCPT line "
-                   "limit (2048), so an AUTH with a large initial response (RFC 4954 allows 12288 octets; "
-                   "XOAUTH2 and GSSAPI tokens exceed 2 KB) is refused as 'line too long' although our client sends it")
 def test_auth_initial_response_line_up_to_12288_octets() -> None:
     wire = b"AUTH PLAIN " + b64(BIG_SASL) + b"\r\n"
     assert 2048 < len(wire) <= 12288
@@ -2036,18 +2024,12 @@ def test_rset_may_be_pipelined_and_clears_the_transaction() -> None:
         assert conn.state is State.MAIL and conn.recipients == ()
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a general address literal may hold '\"' and '>' (RFC 5321 "
-                   "dcontent = %d33-90 / %d94-126); our client sends such a path but the server's path scanner "
-                   "treats the '\"' as opening a quoted string or the '>' as the end of the path")
 @pytest.mark.parametrize("address", ['a@[x-tag:a"b]', "a@[x-tag:a>b]"])
 def test_general_literal_with_quote_or_angle(address: str) -> None:
     wire = f"MAIL FROM:<{address}>\r\n".encode()
     play([*ready(), C(Mail(reverse_path=address), wire), S(R(250, "ok"), b"250 ok\r\n")])
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (design invariant 'what one side sends arrives equal'): a Reply "
-                   "whose first line merely starts like an enhanced status code is sent verbatim, and the client "
-                   "then splits it off as enhanced_status; the Reply should normalise or refuse such text")
 def test_reply_text_that_looks_like_an_enhanced_code() -> None:
     play([*ready(), C(Noop(), b"NOOP\r\n"), S(R(250, "2.1.0 Ok"), b"250 2.1.0 Ok\r\n")])
 
