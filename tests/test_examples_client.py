@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "adapters"))
 
-from test_client_support import CoreServer  # noqa: E402
+from test_client_support import HAVE_TRIO, CoreServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,8 @@ def test_send_blocking() -> None:
     assert b"archive@example.org" not in msg.content and b"minutes.txt" in msg.content
 
 
-@pytest.mark.parametrize("name", ["send_asyncio.py", "send_trio.py"])
+@pytest.mark.parametrize("name", ["send_asyncio.py", pytest.param("send_trio.py", marks=pytest.mark.skipif(
+    not HAVE_TRIO, reason="trio is not installed (pip install 'smtpproto[trio]')"))])
 def test_send_concurrently(name: str) -> None:
     with CoreServer() as srv:
         proc = run_example(name, f"127.0.0.1:{srv.port}")

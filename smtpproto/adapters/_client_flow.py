@@ -600,7 +600,7 @@ class ClientSession:
         self._out: list[bytes] = []
         self._broken = False
         self._quit = False
-        self._in_auth = False
+        self._need_rset = False
         self.greeting: Reply | None = None
         self.hello_reply: Reply | None = None
         #: How many times we waited on the network for a reply (the greeting
@@ -912,8 +912,10 @@ class ClientSession:
         return reply
 
     def _ensure_idle(self) -> Flow[None]:
-        """RSET when a previous failed transaction left the session mid-way."""
-        if self.conn.state in (State.MAIL, State.RCPT, State.BDAT):
+        """RSET when a previous failed transaction left the session mid-way, or
+        after a refused BDAT chunk (RFC 3030 §3: the client MUST send RSET)."""
+        if self._need_rset or self.conn.state in (State.MAIL, State.RCPT, State.BDAT):
+            self._need_rset = False
             yield from self.rset()
 
     # -------------------------------------------------------------- transactions
@@ -1135,6 +1137,7 @@ class ClientSession:
         if not envelope_ok or failed is not None:
             # Read what is still owed; the RSET before the next transaction clears
             # the session (RFC 3030 §3).
+            self._need_rset = True
             while self.conn.pending:
                 yield from self._reply()
             tx.raise_envelope_failure()

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import TypeVar
 
 try:
-    import trio  # type: ignore[import-untyped,unused-ignore]
+    import trio  # type: ignore[import-untyped,import-not-found,unused-ignore]
 except ImportError as exc:  # pragma: no cover - exercised only without trio
     raise ImportError(
         "smtpproto's trio client needs trio; install it with: pip install 'smtpproto[trio]'") from exc

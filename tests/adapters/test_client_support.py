@@ -60,7 +60,15 @@ from smtpproto import (
 )
 
 IO_TIMEOUT = 10.0
-FLAVORS = ["blocking", "asyncio", "trio"]
+try:
+    import trio as _trio  # noqa: F401
+
+    HAVE_TRIO = True
+except ImportError:  # the trio client is an optional extra
+    HAVE_TRIO = False
+FLAVORS = ["blocking", "asyncio",
+           pytest.param("trio", marks=pytest.mark.skipif(
+               not HAVE_TRIO, reason="trio is not installed (pip install 'smtpproto[trio]')"))]
 
 
 def free_port() -> int:
