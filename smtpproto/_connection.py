@@ -447,7 +447,7 @@ class Connection:
             raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
         cmd, ctype = self._pending.popleft()
         assert ctype is not None
-        command = cmd if isinstance(cmd, Command) else None
+        command = cmd if isinstance(cmd, (Command, EndOfMessage, AuthResponse)) else None
         recipient = None
         if ctype is EndOfMessage and self.config.lmtp and isinstance(cmd, Bdat):
             # RFC 2033 §4.2 with RFC 3030: BDAT LAST gets one reply per accepted
@@ -969,9 +969,13 @@ class Connection:
         limit = self.config.max_command_line
         if isinstance(event, (Mail, Rcpt)):
             limit = self.config.max_mail_rcpt_line
-        elif isinstance(event, Auth):
-            limit = self.config.max_auth_line
         if len(encoded) + 2 > limit:
+            if isinstance(event, Auth):
+                # RFC 4954 §4: the AUTH command keeps SMTP's line limit; a client
+                # MUST NOT use an initial response that would break it.
+                raise LocalProtocolError(
+                    f"AUTH line longer than {limit} octets: send Auth without initial_response "
+                    "and give it as the AuthResponse to the 334 (RFC 4954 §4)")
             raise LocalProtocolError(f"{event.verb} line longer than {limit} octets")
         ctype: type = type(event)
         if isinstance(event, Bdat):
@@ -1159,6 +1163,8 @@ class Connection:
         elif isinstance(owed, (Auth, AuthResponse)):
             if cls == 3 and code != 334:
                 raise LocalProtocolError("an AUTH challenge is 334")
+            if cls == 2 and code != 235:
+                raise LocalProtocolError("AUTH success is 235 (RFC 4954 §6)")
             if isinstance(owed, AuthResponse) and owed.cancelled and code < 400:
                 raise LocalProtocolError("a cancelled AUTH exchange is answered with 501")
         elif cls == 3:

@@ -96,15 +96,16 @@ class Reply(Event):
 
     ``enhanced_status`` (RFC 2034 / RFC 3463, ``"2.1.0"``) is written in front of
     every line's text and stripped from the lines when received.  The greeting is
-    a Reply too.  On the client side :attr:`command` is the command this reply
-    answers (``None`` for the greeting) and, for LMTP end-of-data replies,
+    a Reply too.  On the client side :attr:`command` is the event this reply
+    answers (a command, :class:`EndOfMessage` or :class:`AuthResponse`; ``None``
+    for the greeting) and, for LMTP end-of-data replies,
     :attr:`recipient` the recipient it reports on; neither takes part in equality.
     """
 
     code: int
     lines: Sequence[str] = ("",)
     enhanced_status: str | None = None
-    command: Command | None = field(default=None, compare=False, repr=False)
+    command: Event | None = field(default=None, compare=False, repr=False)
     recipient: "Rcpt | None" = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

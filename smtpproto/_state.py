@@ -4,7 +4,7 @@ This module does not know which role we play: a client applies a transition when
 a reply *arrives*, a server when it *sends* one, and both look the move up here,
 so the two peers cannot disagree.  A command moves the session only through its
 reply (RFC 5321 §4.1.4, §4.3.2); the reply class (2, 3, 4, 5) is the key.
-``docs/states.md`` is generated from these tables (``python -m smtpproto._state``).
+``docs/states.md`` is generated from these tables by ``docs/gen_states.py``.
 """
 
 from __future__ import annotations
