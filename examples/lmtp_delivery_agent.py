@@ -91,15 +91,14 @@ async def main() -> None:
                               args.quota)
     settings = ServerSettings(config=Config(lmtp=True), hostname="lmtp.localhost")
     server = AsyncSMTPServer(handler, host="127.0.0.1", port=args.port, unix_path=args.socket, settings=settings)
-    await server.start()
-    address = server.address
-    where_text = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
-    print(f"listening on {where_text} (LMTP)", flush=True)
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    address = server.address
+    where_text = f"unix:{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+    print(f"listening on {where_text} (LMTP)", flush=True)
     await stop.wait()
     await server.shutdown()
 

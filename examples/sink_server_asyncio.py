@@ -44,14 +44,13 @@ async def main() -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
     server = AsyncSMTPServer(Sink(), host=args.host, port=args.port, ssl_context=context)
-    await server.start()
-    host, port = server.address  # type: ignore[misc]
-    print(f"listening on {host}:{port}" + (" (STARTTLS)" if context else ""), flush=True)
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    host, port = server.address  # type: ignore[misc]
+    print(f"listening on {host}:{port}" + (" (STARTTLS)" if context else ""), flush=True)
     await stop.wait()
     print("shutting down", flush=True)
     await server.shutdown()

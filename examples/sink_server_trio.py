@@ -29,14 +29,14 @@ async def main() -> None:
     args = parser.parse_args()
 
     server = TrioSMTPServer(Sink(), host=args.host, port=args.port)
-    async with trio.open_nursery() as nursery:
-        host, port = await nursery.start(server.serve)
-        print(f"listening on {host}:{port}", flush=True)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(server.serve)
+            print(f"listening on {host}:{port}", flush=True)
             async for _ in signals:
                 break
-        print("shutting down", flush=True)
-        await server.shutdown()
+            print("shutting down", flush=True)
+            await server.shutdown()
 
 
 if __name__ == "__main__":

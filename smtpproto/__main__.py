@@ -191,13 +191,15 @@ def _serve_trio(setup: _Setup) -> None:
 
     async def run() -> None:
         server = TrioSMTPServer(setup.handler, **setup.server_kwargs)  # type: ignore[arg-type]
-        async with trio.open_nursery() as nursery:
-            address = await nursery.start(server.serve)
-            setup.announce(address)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # The signal receiver is in place before we say we listen, so a
+        # Ctrl-C right after the announcement still shuts down cleanly.
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                address = await nursery.start(server.serve)
+                setup.announce(address)
                 async for _ in signals:
                     break
-            await server.shutdown()
+                await server.shutdown()
 
     trio.run(run)
 
