@@ -468,3 +468,27 @@ def test_bdat_chunk_refused(pipelining: bool, fail_at: int) -> None:
     mem.content.clear()
     assert send(mem, s, b"\r\nnext\r\n").ok  # after an RSET (RFC 3030 §3)
     assert bytes(mem.content).endswith(b"\r\nnext\r\n")
+
+
+def test_hello_name_is_an_address_literal_never_dns() -> None:
+    from smtpproto.adapters._client_flow import hello_name
+
+    assert hello_name(("127.0.0.1", 40000)) == "[127.0.0.1]"
+    assert hello_name(("::1", 40000, 0, 0)) == "[IPv6:::1]"
+    assert hello_name(("fe80::1%eth0", 40000, 0, 2)) == "[IPv6:fe80::1]"
+    assert hello_name("/run/lmtp.sock") == "localhost"
+    for name in ("[127.0.0.1]", "[IPv6:::1]", "[IPv6:fe80::1]"):
+        session(local_hostname=name)  # each passes the C-04 check
+
+
+@pytest.mark.parametrize("offered, chosen", [("XOAUTH2 OAUTHBEARER PLAIN", "OAUTHBEARER"), ("XOAUTH2 PLAIN", "XOAUTH2")])
+def test_token_credentials_pick_a_token_mechanism(offered: str, chosen: str) -> None:
+    class Backend(sasl.SaslBackend):
+        def verify_token(self, user: str | None, token: str, fields: Any) -> bool:
+            return token == "tok-123"
+
+    mem = Memory(starttls=True, caps=[f"AUTH {offered}"], auth=lambda name: sasl.server_mechanism(name, Backend()))
+    s = session(starttls="required", credentials=sasl.Credentials(username="u@x.example", token="tok-123"))
+    mem.run(s.handshake())
+    assert [a.mechanism for a in mem.seen if isinstance(a, Auth)] == [chosen]
+    assert s.conn.authenticated
