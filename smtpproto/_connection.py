@@ -187,6 +187,8 @@ class Connection:
         self._deferred: RemoteProtocolError | None = None
         # Client: bytes arrived while no command awaited a reply (T-11).
         self._stray = False
+        # Client, LMTP: the BDAT LAST whose per-recipient replies are expected.
+        self._lmtp_bdat: Bdat | None = None
         self._discarding = 0  # octets of an over-long command line dropped so far
         self._error_reply_allowed = False
         self._pregreet_enforce = False
@@ -449,12 +451,13 @@ class Connection:
         assert ctype is not None
         command = cmd if isinstance(cmd, (Command, EndOfMessage, AuthResponse)) else None
         recipient = None
-        if ctype is EndOfMessage and self.config.lmtp and isinstance(cmd, Bdat):
+        if ctype is EndOfMessage and self.config.lmtp and isinstance(cmd, Bdat) and cmd is not self._lmtp_bdat:
             # RFC 2033 §4.2 with RFC 3030: BDAT LAST gets one reply per accepted
             # recipient.  How many were accepted is only known now, when every
             # pipelined RCPT has been answered.
+            self._lmtp_bdat = cmd
             for _ in range(len(self._recipients) - 1):
-                self._pending.appendleft((EndOfMessage(), EndOfMessage))
+                self._pending.appendleft((cmd, EndOfMessage))
         if ctype is EndOfMessage and self.config.lmtp and self._recipients:
             # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
             left = sum(1 for _, t in self._pending if t is EndOfMessage)
@@ -1175,6 +1178,12 @@ class Connection:
                 raise LocalProtocolError("STARTTLS must not be advertised once TLS is active (RFC 3207 §4.2, T-03)")
             if caps.auth and not self._tls_active and (self.config.require_tls or not self.config.allow_auth_without_tls):
                 raise LocalProtocolError("AUTH must not be advertised before TLS (T-04)")
+            if caps.size and caps.size > self.config.max_message_size:
+                # The limit enforced is Config.max_message_size: promising more
+                # would refuse messages the client was told fit.  (Plain "SIZE",
+                # no fixed limit, stays allowed, as in RFC 5321 D.4.)
+                raise LocalProtocolError(
+                    f"SIZE {caps.size} advertised but Config.max_message_size is {self.config.max_message_size}")
         if isinstance(owed, StartTLS) and cls == 2 and code != 220:
             raise LocalProtocolError("STARTTLS is answered with 220")
         if isinstance(owed, Xclient) and cls == 2 and code != 220:

@@ -534,4 +534,6 @@ class MessageRejected(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConnectionClosed(Event):
-    """The peer closed the connection (``receive_data(b"")``)."""
+    """The session is over: the peer closed the connection
+    (``receive_data(b"")``), or a 221/421 reply ended it (after which nothing
+    more can be sent or received; close the transport)."""

@@ -74,7 +74,7 @@ def policy(ev: Any) -> Reply | None:
     if isinstance(ev, (InvalidCommand, UnknownCommand, MessageRejected)):
         return ev.reply
     if isinstance(ev, (Ehlo, Lhlo)):
-        return R(250, "mx.example.org", "PIPELINING", "CHUNKING", "8BITMIME", "SMTPUTF8", "SIZE 20000000",
+        return R(250, "mx.example.org", "PIPELINING", "CHUNKING", "8BITMIME", "SMTPUTF8", "SIZE 10000000",
                  "ENHANCEDSTATUSCODES")
     if isinstance(ev, Helo):
         return R(250, "mx.example.org")

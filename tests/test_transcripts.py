@@ -147,7 +147,7 @@ def _awaits(step: C) -> list[tuple[Any, Any]]:
             return []
         n = 1 if step.replies is None else step.replies
         owed = EndOfMessage() if step.owed is _AUTO else step.owed
-        return [(None, owed)] * n
+        return [(EndOfMessage(), owed)] * n
     n = 1 if step.replies is None else step.replies
     if isinstance(ev, Bdat) and ev.last:
         owed = EndOfMessage()
@@ -155,7 +155,7 @@ def _awaits(step: C) -> list[tuple[Any, Any]]:
         owed = seen[0]
     if step.owed is not _AUTO:
         owed = step.owed
-    command = ev if isinstance(ev, Command) else None
+    command = ev if isinstance(ev, (Command, AuthResponse)) else None
     return [(command, owed)] * n
 
 
@@ -1960,11 +1960,27 @@ def test_client_refuses_auth_lines_over_12288_octets() -> None:
 
 
 def test_auth_initial_response_line_up_to_12288_octets() -> None:
+    """Our server accepts an AUTH command line up to 12288 octets (clients such
+    as XOAUTH2 senders use long initial responses) ..."""
     wire = b"AUTH PLAIN " + b64(BIG_SASL) + b"\r\n"
     assert 2048 < len(wire) <= 12288
-    p = play([*auth_ready(), C(Auth(mechanism="PLAIN", initial_response=BIG_SASL), wire),
-              S(R(235, "ok", enhanced="2.7.0"), b"235 2.7.0 ok\r\n")], tls_active=True)
-    assert p.server_events[-1] == Auth(mechanism="PLAIN", initial_response=BIG_SASL)
+    p = play([*auth_ready(), C(Auth(mechanism="PLAIN"), b"AUTH PLAIN\r\n"),
+              S(R(334, ""), b"334 \r\n")], tls_active=True)
+    server = Connection(Role.SERVER, Config(), tls_active=True)
+    server.send(Reply(code=220, lines=["mx"]))
+    events(server, b"EHLO c.example\r\n")
+    server.send(Reply(code=250, lines=["mx", "AUTH PLAIN"]))
+    assert events(server, wire) == [Auth(mechanism="PLAIN", initial_response=BIG_SASL), PAUSED]
+    assert p.client.state is State.AUTH
+
+
+def test_client_keeps_auth_command_within_the_line_limit() -> None:
+    """... but our client, per RFC 4954 §4, never sends an AUTH command longer
+    than the SMTP command line limit: the long response goes after the 334."""
+    p = play([*auth_ready()], tls_active=True)
+    with pytest.raises(LocalProtocolError, match="RFC 4954"):
+        p.client.send(Auth(mechanism="PLAIN", initial_response=BIG_SASL))
+    assert p.client.pending == ()
 
 
 def test_client_data_after_starttls_220_is_an_error() -> None:
