@@ -1140,6 +1140,7 @@ class Connection:
                 return out
             raise LocalProtocolError("no command awaits a reply")
         self._check_server_reply(owed, event)
+        event = self._with_enhanced_status(owed, event)
         out = format_reply(event)
         if isinstance(owed, StartTLS) and event.code == 220 and self._buf and self._deferred is None:
             # T-01 (CVE-2011-0411): plaintext that came after STARTTLS must never
@@ -1154,6 +1155,21 @@ class Connection:
             return out  # LMTP: the session moves with the last recipient's reply
         self._apply(ctype, owed, event.code, list(event.lines))
         return out
+
+    def _with_enhanced_status(self, owed: Event, reply: Reply) -> Reply:
+        """RFC 2034 §4: once ENHANCEDSTATUSCODES is advertised, (almost) every
+        reply carries an enhanced status code; supply the generic one for the
+        command when the application gave none.  Not for 3xx, nor for the
+        EHLO/LHLO reply itself."""
+        if reply.enhanced_status is not None or reply.code // 100 == 3:
+            return reply
+        if not (self._esmtp and self._extensions.enhancedstatuscodes) or isinstance(owed, (Ehlo, Helo, Lhlo)):
+            return reply
+        cls = reply.code // 100
+        status = f"{cls}.0.0"
+        if cls == 2:
+            status = _ENHANCED_SUCCESS.get(type(owed), status)
+        return Reply(code=reply.code, lines=reply.lines, enhanced_status=status)
 
     def _check_server_reply(self, owed: Event, reply: Reply) -> None:
         code = reply.code
@@ -1191,6 +1207,11 @@ class Connection:
         if isinstance(owed, Quit) and cls == 2 and code != 221:
             raise LocalProtocolError("QUIT is answered with 221")
 
+
+#: RFC 3463 codes for success, by what is answered (Postfix uses the same).
+_ENHANCED_SUCCESS: dict[type, str] = {
+    Mail: "2.1.0", Rcpt: "2.1.5", Auth: "2.7.0", AuthResponse: "2.7.0", Vrfy: "2.1.5",
+}
 
 _VERB_TYPES: dict[str, type] = {
     "EHLO": Ehlo, "HELO": Helo, "LHLO": Lhlo, "MAIL": Mail, "RCPT": Rcpt, "DATA": Data,

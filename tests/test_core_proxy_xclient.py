@@ -184,3 +184,43 @@ def test_xclient_event_validation() -> None:
         Xclient(attributes={"NAME": "a\r\nMAIL FROM:<x@y>"})
     with pytest.raises(LocalProtocolError):
         Xforward(attributes={"BOGUS": "1"})
+
+
+def test_enhanced_status_codes_added_once_advertised() -> None:
+    """RFC 2034 §4 (issue 3): with ENHANCEDSTATUSCODES advertised, replies the
+    application sends without a code get the generic one for the command."""
+    from smtpproto import Data, EndOfMessage, Mail, MessageData, Quit, Rcpt
+
+    p = greeted(["ENHANCEDSTATUSCODES", "PIPELINING"])
+    p.client_send(Mail(reverse_path="a@x.example"))
+    p.server_events()
+    assert p.server_send(Reply(code=250, lines=["Ok"])) == b"250 2.1.0 Ok\r\n"
+    p.client_send(Rcpt(forward_path="b@y.example"))
+    p.server_events()
+    assert p.server_send(Reply(code=250, lines=["Ok"])) == b"250 2.1.5 Ok\r\n"
+    p.client_send(Rcpt(forward_path="c@y.example"))
+    p.server_events()
+    assert p.server_send(Reply(code=550, lines=["no such user"])) == b"550 5.0.0 no such user\r\n"
+    p.client_send(Data())
+    p.server_events()
+    assert p.server_send(Reply(code=354, lines=["go"])) == b"354 go\r\n"  # never on 3xx
+    early = [e for e in p.client_events() if isinstance(e, Reply)]
+    p.client_send(MessageData(data=b"x\r\n"))
+    p.client_send(EndOfMessage())
+    p.server_events()
+    assert p.server_send(Reply(code=250, lines=["queued"])) == b"250 2.0.0 queued\r\n"
+    # An explicit code is kept as given.
+    p.client_send(Quit())
+    p.server_events()
+    assert p.server_send(Reply(code=221, lines=["Bye"], enhanced_status="2.0.0")) == b"221 2.0.0 Bye\r\n"
+    replies = early + [e for e in p.client_events() if isinstance(e, Reply)]
+    assert [r.enhanced_status for r in replies] == ["2.1.0", "2.1.5", "5.0.0", None, "2.0.0", "2.0.0"]
+
+
+def test_no_enhanced_status_without_the_keyword() -> None:
+    from smtpproto import Mail
+
+    p = greeted(["PIPELINING"])
+    p.client_send(Mail(reverse_path="a@x.example"))
+    p.server_events()
+    assert p.server_send(Reply(code=250, lines=["Ok"])) == b"250 Ok\r\n"
