@@ -253,7 +253,9 @@ class SMTPClient:
             self.session = ClientSession(options)
             return self._run(self.session.handshake())
         except BaseException:
-            self._sock = None
+            current, self._sock = self._sock, None
+            if current is not None:
+                current.close()  # the TLS socket after STARTTLS
             sock.close()
             raise
 

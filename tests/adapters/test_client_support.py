@@ -225,6 +225,7 @@ class CoreServer:
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._tls_socks: list[socket.socket] = []
         self.port = 0
 
     # -- lifecycle
@@ -281,6 +282,8 @@ class CoreServer:
             self.errors.append(exc)
         finally:
             sock.close()
+            while self._tls_socks:
+                self._tls_socks.pop().close()
 
     def _caps(self, conn: Connection) -> list[str]:
         caps = list(self.extensions)
@@ -323,6 +326,7 @@ class CoreServer:
                     out = []
                     assert self.cert is not None
                     sock = self.cert.server_context().wrap_socket(sock, server_side=True)
+                    self._tls_socks.append(sock)  # closed by serve()
                     conn.tls_established()
                     continue
                 owed = conn.reply_owed
