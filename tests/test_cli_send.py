@@ -145,3 +145,13 @@ def test_dispatched_by_python_m_smtpproto() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok      b@y.example  250")
     assert b"hello" in srv.messages[0].content
+
+
+def test_lmtp_over_a_unix_socket_path(tmp_path: Path) -> None:
+    path = str(tmp_path / "lmtp.sock")
+    with CoreServer(lmtp=True, unix_path=path) as srv:
+        code, out, err = run(["--server", path, "--lmtp", "--from", "a@x.example", "--to", "u@local.example",
+                              "--body", "delivered locally"])
+    assert code == 0, err
+    assert out.startswith("ok      u@local.example  250 2.0.0 <u@local.example> delivered")
+    assert b"delivered locally" in srv.messages[0].content
