@@ -1085,12 +1085,24 @@ class ClientSession:
             sent_last = last
             return following
 
+        def advance() -> Flow[None]:
+            """Queue and write the next chunk; a failing message source (or
+            content refused by the bare-newline policy) ends the session."""
+            nonlocal pending
+            try:
+                pending = queue_chunk(pending)
+            except SMTPClientError:
+                raise
+            except Exception:
+                yield from self._break()
+                raise
+            yield from self._flush()
+
         if pipelining and not self.options.lmtp:
             self._queue(mail)
             for rcpt in rcpts:
                 self._queue(rcpt)
-            pending = queue_chunk(pending)
-            yield from self._flush()
+            yield from advance()
             yield from self._envelope_replies(tx, rcpts)
         else:
             if pipelining:  # LMTP: the recipients must be known before BDAT LAST
@@ -1103,30 +1115,21 @@ class ClientSession:
                 yield from self._send_envelope_one_by_one(tx, mail, rcpts)
             if tx.mail_reply is None or tx.mail_reply.code != 250 or not tx.accepted_rcpts():
                 tx.raise_envelope_failure()
-            pending = queue_chunk(pending)
-            yield from self._flush()
+            yield from advance()
         envelope_ok = tx.mail_reply is not None and tx.mail_reply.code == 250 and bool(tx.accepted_rcpts())
         limit = _MAX_BDAT_IN_FLIGHT if pipelining else 0
-        try:
-            while True:
-                # Read replies for chunks already sent (never the LAST one's here):
-                # all of them without PIPELINING, else once too many are in flight.
-                while in_flight and not in_flight[0] and (
-                        len(in_flight) > limit or not envelope_ok or failed is not None):
-                    in_flight.pop(0)
-                    reply = yield from self._reply()
-                    if reply.code != 250 and failed is None:
-                        failed = reply
-                if not envelope_ok or failed is not None or sent_last:
-                    break
-                pending = queue_chunk(pending)
-                yield from self._flush()
-        except SMTPClientError:
-            raise
-        except Exception:
-            # The message source failed mid-transfer: the session cannot be resumed.
-            yield from self._break()
-            raise
+        while True:
+            # Read replies for chunks already sent (never the LAST one's here):
+            # all of them without PIPELINING, else once too many are in flight.
+            while in_flight and not in_flight[0] and (
+                    len(in_flight) > limit or not envelope_ok or failed is not None):
+                in_flight.pop(0)
+                reply = yield from self._reply()
+                if reply.code != 250 and failed is None:
+                    failed = reply
+            if not envelope_ok or failed is not None or sent_last:
+                break
+            yield from advance()
         while in_flight and not in_flight[0]:
             in_flight.pop(0)
             reply = yield from self._reply()

@@ -5,6 +5,7 @@ so the decisions are tested once, exactly, here."""
 from __future__ import annotations
 
 import base64
+import io
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -492,3 +493,45 @@ def test_token_credentials_pick_a_token_mechanism(offered: str, chosen: str) -> 
     mem.run(s.handshake())
     assert [a.mechanism for a in mem.seen if isinstance(a, Auth)] == [chosen]
     assert s.conn.authenticated
+
+
+@pytest.mark.parametrize("caps", [["PIPELINING"], ["PIPELINING", "CHUNKING"]])
+def test_client_bare_newline_reject(caps: list[str]) -> None:
+    from smtpproto import LocalProtocolError
+
+    mem = Memory(caps=caps)
+    s = session(config=Config(client_bare_newline="reject"))
+    mem.run(s.handshake())
+    with pytest.raises(LocalProtocolError, match="bare"):
+        send(mem, s, b"\r\nline one\nline two\r\n")
+    # Nothing of the bad line reached the server.
+    assert b"line two" not in bytes(mem.content)
+    if "CHUNKING" in caps:
+        # The only chunk failed before anything was written: the session is intact.
+        assert s.usable and not any(isinstance(a, Write) and b"MAIL" in a.data for a in mem.actions[-3:])
+    else:
+        assert not s.usable and isinstance(mem.actions[-1], Close)
+
+
+def test_failing_message_source_mid_bdat_ends_the_session() -> None:
+    class Broken(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls > 3:
+                raise OSError("disk on fire")
+            return b"\r\n" if self.calls == 1 else b"x" * 40 + b"\r\n"
+
+    for caps in (["PIPELINING", "CHUNKING"], ["CHUNKING"], ["PIPELINING"]):
+        mem = Memory(caps=caps)
+        s = session(chunk_size=42)
+        mem.run(s.handshake())
+        snd, rc, out = prepare_message(Broken(), "a@x.example", ["b@y.example"], chunk_size=42)
+        with pytest.raises(OSError, match="disk on fire"):
+            mem.run(s.send_mail(snd, rc, out))
+        assert not s.usable and isinstance(mem.actions[-1], Close), caps
