@@ -391,6 +391,8 @@ def _read_header_section(stream: IO[bytes], chunk_size: int) -> tuple[bytes, byt
         more = stream.read(chunk_size)
         if not more:
             return buf, b""
+        if not isinstance(more, bytes):
+            raise TypeError("the message file must be opened in binary mode")
         buf += more
 
 
@@ -962,7 +964,7 @@ class ClientSession:
         nobody raises (sender, recipients or data refused)."""
         self._check_usable()
         if not recipients:
-            raise ValueError("no recipients")
+            raise ValueError("no recipients (none given and none in the To/Cc/Bcc fields)")
         if len(recipients) > self.conn.config.max_recipients:
             raise ValueError(f"{len(recipients)} recipients; at most {self.conn.config.max_recipients} per "
                              "transaction (Config.max_recipients): split the list")

@@ -535,3 +535,24 @@ def test_failing_message_source_mid_bdat_ends_the_session() -> None:
         with pytest.raises(OSError, match="disk on fire"):
             mem.run(s.send_mail(snd, rc, out))
         assert not s.usable and isinstance(mem.actions[-1], Close), caps
+
+
+def test_prepare_message_input_errors(tmp_path: Any) -> None:
+    path = tmp_path / "m.eml"
+    path.write_text("From: a@x.example\r\nTo: b@y.example\r\n\r\nhi\r\n")
+    with open(path, encoding="ascii") as text_file, pytest.raises(TypeError, match="binary mode"):
+        prepare_message(text_file)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cannot send a str"):
+        prepare_message("From: a@x.example\r\n\r\n")  # type: ignore[arg-type]
+    from smtpproto.message import EnvelopeError
+
+    with pytest.raises(EnvelopeError):
+        prepare_message(b"To: b@y.example\r\n\r\nno sender\r\n")
+    sender, rcpts, out = prepare_message(b"From: a@x.example\r\n\r\nnobody\r\n")
+    assert (sender, rcpts) == ("a@x.example", [])
+    mem = Memory()
+    s = session()
+    mem.run(s.handshake())
+    with pytest.raises(ValueError, match="no recipients"):
+        mem.run(s.send_mail(sender, rcpts, out))
+    assert s.usable
