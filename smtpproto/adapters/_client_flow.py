@@ -884,7 +884,6 @@ class ClientSession:
 
     def noop(self) -> Flow[Reply]:
         self._check_usable()
-        yield from self._ensure_idle()
         return (yield from self._command(Noop()))
 
     def rset(self) -> Flow[Reply]:
