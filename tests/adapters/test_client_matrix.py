@@ -722,3 +722,22 @@ def test_streaming_memory_stays_bounded(flavor: str) -> None:
     assert sizes and sizes[0] > total  # every line's leading dot was doubled on the wire
     print(f"{flavor}: peak traced {peak / 2**20:.2f} MiB for {total / 2**20:.0f} MiB")
     assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_dsn_parameters_pass_through(flavor: str) -> None:
+    with CoreServer(extensions=["PIPELINING", "8BITMIME", "DSN"]) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                await client.send_message(b"\r\ndsn\r\n", "a@x.example", ["b@y.example"],
+                                          mail_params={"RET": "HDRS", "ENVID": "QQ314159"},
+                                          rcpt_params={"NOTIFY": "SUCCESS,FAILURE"})
+                with pytest.raises(ValueError):  # C-03: no CR/LF through a parameter value
+                    await client.send_message(b"\r\nx\r\n", "a@x.example", ["b@y.example"],
+                                              mail_params={"ENVID": "x\r\nRCPT TO:<evil@x.example>"})
+
+        run_flavor(flavor, scenario)
+    mail = next(c for c in srv.commands if isinstance(c, Mail))
+    rcpt = next(c for c in srv.commands if isinstance(c, Rcpt))
+    assert mail.params == {"RET": "HDRS", "ENVID": "QQ314159"}
+    assert rcpt.params == {"NOTIFY": "SUCCESS,FAILURE"}
+    assert sum(isinstance(c, Mail) for c in srv.commands) == 1
