@@ -46,7 +46,8 @@ from ._client_flow import (
 __all__ = ["SMTPClient"]
 
 T = TypeVar("T")
-_RECV = 256 * 1024
+# Replies are small; a larger buffer costs an mmap per recv() (21 us against 3 us here).
+_RECV = 64 * 1024
 
 
 class SMTPClient:
