@@ -36,13 +36,29 @@ LINE = b"The quick brown fox jumps over the lazy dog, and then some more text he
 B64_LINE = b"TWFpbCBib2RpZXMgYXJlIG1vc3RseSBiYXNlNjQgYXR0YWNobWVudHMgdGhlc2UgZGF5cy4gT2su\r\n"
 
 
-def make_chunks(total: int, kind: str = "typical") -> list[bytes]:
+def make_chunks(total: int, kind: str = "attachment") -> list[bytes]:
     """``total`` octets of message content cut into 64 KiB chunks, the last one
-    carrying CRLF.CRLF.  ``typical``: what a large message mostly is, a base64
-    attachment (76-octet lines, which never start with a dot).  ``dots``: text
-    where one line in 41 starts with a dot, so every chunk needs unstuffing."""
-    if kind == "typical":
-        block = (LINE * 3 + B64_LINE * 400) * 4
+    carrying CRLF.CRLF.
+
+    ``attachment``: what a 100 MB message mostly is, a base64 attachment
+    (76-octet lines; base64 has no "." at all) after a short text part.
+    ``text``: prose lines with full stops but no line starting with a dot.
+    ``dots``: prose where one line in 41 starts with a dot, so every chunk
+    needs unstuffing (the worst case for the reader, the best for the ceiling).
+    """
+    if kind == "attachment":
+        head = b"Subject: report\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+        block = B64_LINE * 800
+        body = bytearray(head + LINE * 20)
+        while len(body) < total:
+            body += block
+        del body[total:]
+        body[-2:] = b"\r\n"
+        body += b".\r\n"
+        data = bytes(body)
+        return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
+    if kind == "text":
+        block = LINE * 1000
     else:
         block = (LINE * 40 + b"..a line that began with a dot\r\n") * 25
     body = bytearray()
@@ -170,7 +186,7 @@ def main() -> None:
     small = big // 10
 
     mb = big / 1e6
-    for kind in ("typical", "dots"):
+    for kind in ("attachment", "text", "dots"):
         chunks_big = make_chunks(big, kind)
         chunks_small = make_chunks(small, kind)
         t_big, got = best(lambda: receive(chunks_big))

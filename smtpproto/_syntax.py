@@ -23,6 +23,7 @@ __all__ = [
     "parse_params",
     "format_params",
     "has_controls",
+    "has_bare_newline",
     "is_ascii",
 ]
 
@@ -61,6 +62,21 @@ def has_controls(text: str) -> bool:
 
 def is_ascii(text: str) -> bool:
     return text.isascii()
+
+
+# Every octet but CR and LF, for bytes.translate's delete argument.
+_NOT_CR_LF = bytes(i for i in range(256) if i not in (10, 13))
+
+
+def has_bare_newline(data: bytes) -> bool:
+    """True if ``data`` holds a CR not followed by LF or an LF not preceded by
+    CR (RFC 5321 §2.3.8: only CRLF ends a line).
+
+    Every CR and LF must belong to a CRLF pair: the CRs and LFs (kept by one
+    table-driven translate, cheaper than counting each separately) must number
+    exactly twice the CRLF pairs.
+    """
+    return len(data.translate(None, _NOT_CR_LF)) != 2 * data.count(b"\r\n")
 
 
 # sub-domain = Let-dig [Ldh-str]; RFC 6531 §3.3 adds U-label (any non-ASCII run is

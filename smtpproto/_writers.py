@@ -27,7 +27,7 @@ from ._events import (
     Xclient,
     Xforward,
 )
-from ._syntax import format_params
+from ._syntax import format_params, has_bare_newline
 from ._xclient import format_xclient, format_xforward
 
 __all__ = ["format_command", "format_auth_response", "DataWriter"]
@@ -93,8 +93,7 @@ class DataWriter:
             self._pending_cr = True
         if not data:
             return b""
-        crlf = data.count(b"\r\n")
-        if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        if has_bare_newline(data):
             if not self._normalize:
                 raise LocalProtocolError("message content holds a bare CR or LF (client_bare_newline='reject')")
             data = _EOL.sub(b"\r\n", data)
