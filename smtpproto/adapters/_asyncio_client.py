@@ -47,6 +47,9 @@ from ._client_flow import (
 __all__ = ["AsyncSMTPClient"]
 
 T = TypeVar("T")
+#: Unread bytes from the server held before reading pauses (a reply is at most
+#: Config.max_reply_size, 32 KiB by default).
+_MAX_BUFFERED = 256 * 1024
 
 
 class _ClientProtocol(asyncio.BufferedProtocol):
@@ -61,6 +64,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         self.buffer = bytearray()
         self._recv = bytearray(64 * 1024)
         self._view = memoryview(self._recv)
+        self.reading_paused = False
         self.eof = False
         self.lost: Exception | None = None
         self._reader: asyncio.Future[None] | None = None
@@ -76,7 +80,21 @@ class _ClientProtocol(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.buffer += self._view[:nbytes]
+        if len(self.buffer) > _MAX_BUFFERED and not self.reading_paused and self.transport is not None:
+            # A server talking while we do not listen (we are writing a message)
+            # must not fill our memory: stop reading until the client catches up.
+            self.reading_paused = True
+            self.transport.pause_reading()
         self._wake()
+
+    def take(self) -> bytes:
+        """Everything buffered, and reading resumed if it was paused."""
+        data = bytes(self.buffer)
+        self.buffer.clear()
+        if self.reading_paused and self.transport is not None and not self.transport.is_closing():
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return data
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -246,9 +264,7 @@ class AsyncSMTPClient:
             except asyncio.TimeoutError as exc:
                 raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s") from exc
         if proto.buffer:
-            data = bytes(proto.buffer)
-            proto.buffer.clear()
-            return data
+            return proto.take()
         if isinstance(proto.lost, ssl.SSLError):
             raise SMTPServerDisconnected(f"TLS error while reading: {proto.lost}")
         return b""
@@ -273,7 +289,7 @@ class AsyncSMTPClient:
         if new is None:
             raise SMTPServerDisconnected("connection lost during the TLS handshake")
         assert isinstance(new, asyncio.Transport)
-        self._transport = new
+        self._transport = proto.transport = new
 
     def _close_transport(self) -> None:
         transport, self._transport = self._transport, None

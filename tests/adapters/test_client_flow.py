@@ -556,3 +556,31 @@ def test_prepare_message_input_errors(tmp_path: Any) -> None:
     with pytest.raises(ValueError, match="no recipients"):
         mem.run(s.send_mail(sender, rcpts, out))
     assert s.usable
+
+
+def test_asyncio_protocol_pauses_reading_when_the_server_floods() -> None:
+    from smtpproto.adapters._asyncio_client import _MAX_BUFFERED, _ClientProtocol
+
+    calls: list[str] = []
+
+    class FakeTransport:
+        def pause_reading(self) -> None:
+            calls.append("pause")
+
+        def resume_reading(self) -> None:
+            calls.append("resume")
+
+        def is_closing(self) -> bool:
+            return False
+
+    proto = _ClientProtocol()
+    proto.transport = FakeTransport()  # type: ignore[assignment]
+    received = 0
+    while received <= _MAX_BUFFERED:
+        buf = proto.get_buffer(-1)
+        buf[:1000] = b"z" * 1000
+        proto.buffer_updated(1000)
+        received += 1000
+    assert calls == ["pause"] and len(proto.buffer) == received
+    assert proto.take() == b"z" * received
+    assert calls == ["pause", "resume"] and not proto.buffer

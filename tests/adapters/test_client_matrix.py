@@ -741,3 +741,34 @@ def test_dsn_parameters_pass_through(flavor: str) -> None:
     assert mail.params == {"RET": "HDRS", "ENVID": "QQ314159"}
     assert rcpt.params == {"NOTIFY": "SUCCESS,FAILURE"}
     assert sum(isinstance(c, Mail) for c in srv.commands) == 1
+
+
+def test_r10_server_flooding_while_we_write(flavor: str) -> None:
+    """R-10: a server that answers DATA with 354 and then floods 4 MiB without a
+    line end while we send a large message: a protocol error, no hang, and the
+    asyncio client stops reading (it has the only user-space buffer)."""
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"220 hi\r\n")
+        read_line(sock)
+        sock.sendall(b"250-hi\r\n250 PIPELINING\r\n")
+        for _ in range(3):
+            read_line(sock)
+        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        sock.settimeout(5)
+        try:
+            sock.sendall(b"x" * (4 << 20))
+        except OSError:
+            pass
+        time.sleep(0.5)
+
+    from smtpproto.adapters._client_flow import SMTPProtocolViolation, SMTPServerDisconnected
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN) as client:
+                await client.send_message(b"\r\n" + b"y" * 98 + b"\r\n" * 1, "a@x.example", ["b@y.example"])
+
+        with pytest.raises((SMTPProtocolViolation, SMTPServerDisconnected)) as info:
+            run_flavor(flavor, scenario)
+    if isinstance(info.value, SMTPProtocolViolation):
+        assert "too long" in str(info.value) or "R-10" in str(info.value)
