@@ -584,3 +584,17 @@ def test_asyncio_protocol_pauses_reading_when_the_server_floods() -> None:
     assert calls == ["pause"] and len(proto.buffer) == received
     assert proto.take() == b"z" * received
     assert calls == ["pause", "resume"] and not proto.buffer
+
+
+def test_chunking_with_pipelining_sends_a_small_message_in_one_round_trip() -> None:
+    mem = Memory(caps=["PIPELINING", "CHUNKING", "8BITMIME"])
+    s = session()
+    mem.run(s.handshake())
+    mem.actions.clear()
+    before = s.round_trips
+    result = send(mem, s, b"Subject: one trip\r\n\r\nbody\r\n", rcpts=("b@y.example", "c@y.example"))
+    assert s.round_trips - before == 1
+    [group] = writes(mem)
+    assert group == (b"MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nRCPT TO:<c@y.example>\r\n"
+                     b"BDAT 27 LAST\r\nSubject: one trip\r\n\r\nbody\r\n")
+    assert result.ok and result.body == "BDAT"
