@@ -299,7 +299,7 @@ class RelayHandler(Handler):
         if _in_trio():
             import trio  # type: ignore[import-untyped, unused-ignore]
 
-            return trio.to_thread.run_sync(self._finish, session, envelope)  # type: ignore[no-any-return]
+            return trio.to_thread.run_sync(self._finish, session, envelope)  # type: ignore[no-any-return, unused-ignore]
         return self._finish(session, envelope)
 
     def _finish(self, session: Session, envelope: Envelope) -> MessageResult:
