@@ -707,7 +707,12 @@ class ClientSession:
             try:
                 ev = self.conn.next_event()
             except RemoteProtocolError as exc:
-                err = SMTPProtocolViolation(f"server broke the protocol: {exc}")
+                err: SMTPClientError
+                if self.conn.trailing_data[1]:
+                    # EOF in the middle of a reply (F-01): a lost connection.
+                    err = SMTPServerDisconnected(f"server closed the connection: {exc}")
+                else:
+                    err = SMTPProtocolViolation(f"server broke the protocol: {exc}")
                 err.__cause__ = exc
                 yield from self._break()
                 raise err

@@ -21,7 +21,6 @@ from .._events import Reply
 from .._extensions import Capabilities
 from ._client_flow import (
     DEFAULT_CHUNK_SIZE,
-    ClientOptions,
     ClientSession,
     Close,
     Flow,

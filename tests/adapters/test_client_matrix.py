@@ -24,7 +24,6 @@ from test_client_support import (  # noqa: E402
     aiosmtpd_server,
     read_line,
     run_flavor,
-    tls_cert,  # noqa: F401  (fixture)
 )
 
 from smtpproto import Mail, Rset, Rcpt  # noqa: E402
@@ -575,14 +574,31 @@ def test_server_closes_mid_session(flavor: str) -> None:
         read_line(sock)
         sock.sendall(b"250 ok\r\n250 o")  # a half reply, then EOF (F-01)
 
-    from smtpproto.adapters._client_flow import SMTPProtocolViolation, SMTPServerDisconnected
+    from smtpproto.adapters._client_flow import SMTPServerDisconnected
 
     with ScriptedServer(script) as srv:
         async def scenario(make: Make) -> None:
             async with make(HOST, srv.port, pipelining=False, **PLAIN) as client:
                 await client.send_message(b"\r\nx\r\n", "a@x.example", ["b@y.example"])
 
-        with pytest.raises((SMTPServerDisconnected, SMTPProtocolViolation)):
+        with pytest.raises(SMTPServerDisconnected):
+            run_flavor(flavor, scenario)
+
+
+def test_f01_half_reply_then_eof(flavor: str) -> None:
+    """F-01 (client): b"499 incomplete response\\" and EOF: a lost connection,
+    never a reply."""
+    def script(sock: socket.socket) -> None:
+        sock.sendall(b"499 incomplete response\\")
+
+    from smtpproto.adapters._client_flow import SMTPServerDisconnected
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN):
+                pass
+
+        with pytest.raises(SMTPServerDisconnected):
             run_flavor(flavor, scenario)
 
 
