@@ -14,7 +14,7 @@ import ssl
 from dataclasses import replace
 from typing import Generator
 
-import trio  # type: ignore[import-untyped, unused-ignore]
+import trio  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 from .._config import Config
 from ._handler import Handler

@@ -5,7 +5,7 @@ Client: :class:`TrioSMTPClient`.
 """
 
 try:
-    import trio as _trio  # type: ignore[import-untyped, unused-ignore]  # noqa: F401  (only to fail early with a clear message)
+    import trio as _trio  # type: ignore[import-untyped, import-not-found, unused-ignore]  # noqa: F401  (only to fail early with a clear message)
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "smtpproto.adapters.trio needs the 'trio' package; install it with: pip install \"smtpproto[trio]\""
