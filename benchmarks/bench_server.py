@@ -1,0 +1,372 @@
+"""Server benchmark: smtpproto's servers side by side with aiosmtpd, fed by Postfix's smtp-source.
+
+    python benchmarks/bench_server.py               # full run (a few minutes)
+    python benchmarks/bench_server.py --quick       # smaller counts, a smoke run (< 1 minute)
+    python benchmarks/bench_server.py --skip-peers  # without smtp-source: memory only
+
+Every server runs as its own subprocess on 127.0.0.1 with a handler that accepts and
+forgets each message (smtpproto: ``SinkHandler``; aiosmtpd: ``aiosmtpd.handlers.Sink``),
+so the peak RSS read from /proc/PID/status (VmHWM) is the server's own. In one run:
+
+(a) ``smtp-source -s 4 -m 20000 -l 2048``: 20,000 messages of 2 KB, 4 sessions in
+    parallel (smtp-source opens a new connection per message) -> messages/s;
+(b) ``smtp-source -s 1 -m 100 -l 5242880``: 100 messages of 5 MiB -> MB/s (10^6 B/s);
+(c) a fresh server process receives one 100 MiB message by DATA -> peak RSS.
+
+Ratios are against aiosmtpd measured in the same run. Goals (issue 5): >= 2x aiosmtpd's
+messages/s, >= 3x its MB/s, peak RSS < 64 MiB for the 100 MiB message.
+This is a script, not a test: numbers vary with the machine's other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 1024 * 1024
+SERVERS = ("asyncio", "threads", "trio", "aiosmtpd")
+LABELS = {
+    "asyncio": "smtpproto asyncio",
+    "threads": "smtpproto threads",
+    "trio": "smtpproto trio",
+    "aiosmtpd": "aiosmtpd (Sink)",
+}
+MAX_SIZE = 256 * MIB  # every server accepts the 100 MiB message
+
+
+# --------------------------------------------------------------------------- child: one server
+
+
+def _announce(port: int) -> None:
+    print(f"listening on 127.0.0.1:{port}", flush=True)
+
+
+def serve(kind: str) -> None:
+    """Run one server until SIGTERM (or until stdin closes: the parent is gone)."""
+    sys.path.insert(0, str(ROOT))
+    if kind == "aiosmtpd":
+        _serve_aiosmtpd()
+        return
+    from smtpproto import Config
+    from smtpproto.adapters import ServerSettings
+    from smtpproto.adapters.handlers import SinkHandler
+
+    settings = ServerSettings(config=Config(max_message_size=MAX_SIZE), hostname="bench.example")
+    handler = SinkHandler()
+    if kind == "threads":
+        import threading
+
+        from smtpproto.adapters.sockets import SMTPServer
+
+        server = SMTPServer(handler, port=0, settings=settings)
+        server.start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+        _announce(server.address[1])  # type: ignore[index]
+        stop.wait()
+        server.shutdown(timeout=2)
+    elif kind == "asyncio":
+        import asyncio
+
+        from smtpproto.adapters.asyncio import AsyncSMTPServer
+
+        async def main() -> None:
+            server = AsyncSMTPServer(handler, port=0, settings=settings)
+            await server.start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+            loop.add_reader(sys.stdin.fileno(), lambda: os.read(sys.stdin.fileno(), 1) or stop.set())
+            _announce(server.address[1])  # type: ignore[index]
+            await stop.wait()
+            await server.shutdown(timeout=2)
+
+        asyncio.run(main())
+    elif kind == "trio":
+        import trio
+
+        from smtpproto.adapters.trio import TrioSMTPServer
+
+        async def main_trio() -> None:
+            server = TrioSMTPServer(handler, port=0, settings=settings)
+            async with trio.open_nursery() as nursery:
+                address = await nursery.start(server.serve)
+                _announce(address[1])
+                with trio.open_signal_receiver(signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        break
+                await server.shutdown(timeout=2)
+
+        trio.run(main_trio)
+    else:
+        raise SystemExit(f"unknown server {kind!r}")
+
+
+def _serve_aiosmtpd() -> None:
+    import asyncio
+
+    from aiosmtpd.handlers import Sink
+    from aiosmtpd.smtp import SMTP
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(Sink(), hostname="bench.example", data_size_limit=MAX_SIZE), "127.0.0.1", 0
+        )
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_reader(sys.stdin.fileno(), lambda: os.read(sys.stdin.fileno(), 1) or stop.set())
+        _announce(server.sockets[0].getsockname()[1])
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGKILL if the benchmark itself dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Running:
+    """Every process this script started, ended on exit whatever happens."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start_server(self, kind: str) -> tuple[subprocess.Popen[bytes], int]:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--_serve", kind],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        line = b""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.startswith(b"listening on"):
+                break
+        match = re.search(rb":(\d+)\s*$", line)
+        if not match:
+            self.stop(proc)
+            raise RuntimeError(f"{kind} server did not start (said {line!r})")
+        return proc, int(match.group(1))
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            try:
+                self.stop(proc)
+            except Exception:
+                proc.kill()
+
+
+def proc_status_mib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def smtp_source(port: int, args: list[str], timeout: float) -> float:
+    """Run smtp-source against the port; the wall time in seconds."""
+    command = ["smtp-source", *args, "-f", "bench@source.example", "-t", "sink@bench.example",
+               "-M", "source.example", f"127.0.0.1:{port}"]
+    start = time.perf_counter()
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+                            preexec_fn=_die_with_parent)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"smtp-source exited {result.returncode}: {result.stdout.decode(errors='replace')[-300:]}")
+    return elapsed
+
+
+def _reply(reader: BinaryIO) -> bytes:
+    """The last line of one (possibly multi-line) reply."""
+    while True:
+        line = reader.readline()
+        if not line:
+            raise RuntimeError("server closed the connection")
+        if line[3:4] != b"-":
+            return line
+
+
+def send_big(port: int, size: int) -> bytes:
+    """Send one message of ``size`` octets by DATA from this process (no peer needed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        reader = sock.makefile("rb")
+        _reply(reader)
+        sock.sendall(b"EHLO source.example\r\n")
+        _reply(reader)
+        sock.sendall(b"MAIL FROM:<bench@source.example>\r\n")
+        _reply(reader)
+        sock.sendall(b"RCPT TO:<sink@bench.example>\r\n")
+        _reply(reader)
+        sock.sendall(b"DATA\r\n")
+        if not _reply(reader).startswith(b"354"):
+            raise RuntimeError("DATA refused")
+        sock.sendall(b"From: bench@source.example\r\nTo: sink@bench.example\r\nSubject: big\r\n\r\n")
+        block = (b"A" * 76 + b"\r\n") * 800  # 62,400 octets of base64-like lines
+        sent = 0
+        while sent < size:
+            piece = block[: size - sent]
+            sock.sendall(piece)
+            sent += len(piece)
+        sock.sendall(b"\r\n.\r\n")
+        final = _reply(reader)
+        sock.sendall(b"QUIT\r\n")
+        return final
+
+
+def fmt_ratio(ours: float | None, peer: float | None) -> str:
+    if ours is None or peer is None or peer == 0:
+        return "n/a"
+    return f"{ours / peer:.2f}x"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    parser.add_argument("--skip-peers", action="store_true",
+                        help="do not use smtp-source (throughput phases skipped; memory phase still runs)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="comma-separated subset of " + ",".join(SERVERS))
+    parser.add_argument("--_serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._serve:
+        serve(args._serve)
+        return 0
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    small_count, big_count, huge = (2000, 10, 20 * MIB) if args.quick else (20000, 100, 100 * MIB)
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+
+    print(f"bench_server.py{' --quick' if args.quick else ''}: Python {platform.python_version()} "
+          f"({platform.python_implementation()}), {platform.system()} {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print("Note: a shared machine; other work changes these numbers from run to run. Compare ratios, not absolutes.")
+
+    have_source = shutil.which("smtp-source") is not None
+    if args.skip_peers:
+        use_source = False
+        print("SKIPPED (a) and (b), the smtp-source throughput runs: --skip-peers was given.")
+    elif not have_source:
+        print("error: smtp-source (Postfix) not found on PATH; install postfix or pass --skip-peers "
+              "to run only the memory phase", file=sys.stderr)
+        return 2
+    else:
+        use_source = True
+    try:
+        import aiosmtpd  # noqa: F401
+    except ImportError:
+        if "aiosmtpd" in servers:
+            servers.remove("aiosmtpd")
+            print("SKIPPED aiosmtpd: not installed (pip install aiosmtpd); no ratios can be printed.")
+    try:
+        import trio  # noqa: F401
+    except ImportError:
+        if "trio" in servers:
+            servers.remove("trio")
+            print("SKIPPED smtpproto trio: trio not installed.")
+
+    rates: dict[str, float] = {}
+    mbps: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+    base: dict[str, float] = {}
+    running = Running()
+    try:
+        if use_source:
+            print(f"\n(a) smtp-source -s 4 -m {small_count} -l 2048   (b) smtp-source -s 1 -m {big_count} -l 5242880")
+            for kind in servers:
+                proc, port = running.start_server(kind)
+                try:
+                    smtp_source(port, ["-s", "1", "-m", "20", "-l", "2048"], 60)  # warm-up
+                    dt = smtp_source(port, ["-s", "4", "-m", str(small_count), "-l", "2048"], 300)
+                    rates[kind] = small_count / dt
+                    dt = smtp_source(port, ["-s", "1", "-m", str(big_count), "-l", str(5 * MIB)], 300)
+                    mbps[kind] = big_count * 5 * MIB / dt / 1e6
+                    print(f"  {LABELS[kind]:20s} {rates[kind]:8.0f} messages/s   {mbps[kind]:7.1f} MB/s", flush=True)
+                finally:
+                    running.stop(proc)
+
+        print(f"\n(c) peak RSS (VmHWM) of a fresh server process receiving one {huge // MIB} MiB message by DATA")
+        for kind in servers:
+            proc, port = running.start_server(kind)
+            try:
+                base[kind] = proc_status_mib(proc.pid, "VmRSS")
+                if use_source:
+                    smtp_source(port, ["-s", "1", "-m", "1", "-l", str(huge)], 300)
+                else:
+                    final = send_big(port, huge)
+                    if not final.startswith(b"250"):
+                        raise RuntimeError(f"{kind}: the {huge // MIB} MiB message was refused: {final!r}")
+                peaks[kind] = proc_status_mib(proc.pid, "VmHWM")
+                print(f"  {LABELS[kind]:20s} peak {peaks[kind]:6.1f} MiB   (at start {base[kind]:5.1f} MiB)", flush=True)
+            finally:
+                running.stop(proc)
+    finally:
+        running.stop_all()
+
+    print("\nSummary (ratios against aiosmtpd in this run; goals: >= 2x messages/s, >= 3x MB/s, peak RSS < 64 MiB)")
+    print(f"  {'server':20s} {'msg/s':>8s} {'ratio':>7s} {'MB/s':>7s} {'ratio':>7s} {'peak RSS':>10s}")
+    peer_rate, peer_mbps = rates.get("aiosmtpd"), mbps.get("aiosmtpd")
+    for kind in servers:
+        rate, mb, peak = rates.get(kind), mbps.get(kind), peaks.get(kind)
+        print(f"  {LABELS[kind]:20s} {f'{rate:.0f}' if rate else '-':>8s} "
+              f"{fmt_ratio(rate, peer_rate) if kind != 'aiosmtpd' else '1.00x':>7s} "
+              f"{f'{mb:.1f}' if mb else '-':>7s} {fmt_ratio(mb, peer_mbps) if kind != 'aiosmtpd' else '1.00x':>7s} "
+              f"{f'{peak:.1f} MiB' if peak else '-':>10s}")
+    ours = "asyncio"
+    if ours in servers:
+        verdicts = []
+        if ours in rates and peer_rate:
+            r = rates[ours] / peer_rate
+            verdicts.append(f"messages/s ratio {r:.2f}x (goal 2x: {'met' if r >= 2 else 'NOT met'})")
+        if ours in mbps and peer_mbps:
+            r = mbps[ours] / peer_mbps
+            verdicts.append(f"MB/s ratio {r:.2f}x (goal 3x: {'met' if r >= 3 else 'NOT met'})")
+        if ours in peaks:
+            p = peaks[ours]
+            verdicts.append(f"peak RSS {p:.1f} MiB for {huge // MIB} MiB (goal < 64 MiB: {'met' if p < 64 else 'NOT met'})")
+        print("asyncio vs aiosmtpd: " + ("; ".join(verdicts) if verdicts else "no figures"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
