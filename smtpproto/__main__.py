@@ -386,6 +386,7 @@ commands:
   serve   run a debugging SMTP/LMTP server (prints or stores messages)
   send    send a message
   demo    a server and a client talking over loopback, with the transcript
+  probe   try the SECURITY-CASES protocol rows against a live server
 
 '{PROG} <command> --help' describes each command's options.
 """
@@ -403,12 +404,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_send(rest)
     if command == "demo":
         return cmd_demo(rest)
+    if command == "probe":
+        from ._probe import main as probe_main
+
+        return probe_main(rest)
     if command in ("--version", "version"):
         from . import __version__
 
         print(f"smtpproto {__version__}")
         return 0
-    print(f"{PROG}: error: unknown command {command!r} (choose serve, send or demo)", file=sys.stderr)
+    print(f"{PROG}: error: unknown command {command!r} (choose serve, send, demo or probe)", file=sys.stderr)
     return 2
 
 
