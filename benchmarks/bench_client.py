@@ -1,0 +1,451 @@
+"""Client benchmark: smtpproto's clients side by side with smtplib and aiosmtplib, sending to smtp-sink.
+
+    python benchmarks/bench_client.py               # full run (a few minutes)
+    python benchmarks/bench_client.py --quick       # smaller counts, a smoke run (< 1 minute)
+    python benchmarks/bench_client.py --skip-peers  # without smtp-sink: an in-script sink instead
+
+The script starts Postfix's ``smtp-sink`` on a free loopback port (``smtp-sink -u nobody
+127.0.0.1:PORT 256`` as root) and, in one run, times every client on:
+
+(a) 5,000 messages of 2 KB on one connection -> messages/s;
+(b) 20 messages of 5 MiB on one connection -> MB/s (10^6 B/s);
+(d) 500 messages of 2 KB on one connection through an in-script proxy that delays each
+    direction by 1 ms (about 2 ms round trip, like a LAN): what PIPELINING buys.
+
+Clients: ``smtplib.SMTP.sendmail`` vs ``SMTPClient.send_message``;
+``aiosmtplib.SMTP.sendmail`` vs ``AsyncSMTPClient.send_message``; ``TrioSMTPClient`` (no
+trio peer; its ratio is against aiosmtplib). Each figure is the best of 3 rounds (1 with
+--quick), the clients interleaved within a round. Goals (issue 5): >= 1.5x smtplib,
+>= 2x aiosmtplib. This is a script, not a test: numbers vary with the machine's other load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MIB = 1024 * 1024
+SENDER = "bench@client.example"
+RECIPIENT = "sink@bench.example"
+HELO = "client.example"
+
+
+def make_message(size: int) -> bytes:
+    """A message of exactly ``size`` octets: a short header section, then 78-octet lines."""
+    head = f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: bench\r\n\r\n".encode()
+    line = b"x" * 76 + b"\r\n"
+    body = line * ((size - len(head)) // len(line) + 1)
+    body = body[: size - len(head) - 2] + b"\r\n"
+    return head + body
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _listen_and_announce(loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.Protocol]) -> None:
+    async def start() -> None:
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        print(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+
+    loop.run_until_complete(start())
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    loop.run_forever()
+
+
+class _DelayedPipe(asyncio.Protocol):
+    """One side of the delay proxy: what it reads, the peer side writes ``delay`` seconds later."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.peer: _DelayedPipe | None = None
+        self.transport: asyncio.Transport | None = None
+        self.pending: deque[tuple[float, bytes | None]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.early: list[bytes | None] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._queue(data)
+
+    def eof_received(self) -> bool:
+        self._queue(None)
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self._queue(None)
+
+    def _queue(self, data: bytes | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.pending.append((loop.time() + self.delay, data))
+        if self.timer is None:
+            self.timer = loop.call_at(self.pending[0][0], self._flush)
+
+    def _flush(self) -> None:
+        self.timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while self.pending and self.pending[0][0] <= now:
+            _, data = self.pending.popleft()
+            target = self.peer.transport if self.peer is not None else None
+            if target is None or target.is_closing():
+                continue
+            if data is None:
+                target.close()
+            else:
+                target.write(data)
+        if self.pending:
+            self.timer = loop.call_at(self.pending[0][0], self._flush)
+
+
+def run_proxy(target_port: int, delay_ms: float) -> None:
+    loop = asyncio.new_event_loop()
+    delay = delay_ms / 1000
+
+    class Downstream(_DelayedPipe):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            transport.pause_reading()  # type: ignore[attr-defined]
+            loop.create_task(self._connect(transport))
+
+        async def _connect(self, transport: asyncio.BaseTransport) -> None:
+            try:
+                _, upstream = await loop.create_connection(lambda: _DelayedPipe(delay), "127.0.0.1", target_port)
+            except OSError:
+                transport.close()
+                return
+            upstream.peer, self.peer = self, upstream
+            transport.resume_reading()  # type: ignore[attr-defined]
+
+    _listen_and_announce(loop, lambda: Downstream(delay))
+
+
+class _Sink(asyncio.Protocol):
+    """A minimal SMTP sink (PIPELINING, 8BITMIME) for --skip-peers: accepts and forgets."""
+
+    EHLO = b"250-sink.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = bytearray()
+        self.in_data = False
+        transport.write(b"220 sink.example ESMTP\r\n")  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        out = []
+        while True:
+            if self.in_data:
+                end = self.buffer.find(b"\r\n.\r\n")
+                if end < 0:
+                    del self.buffer[: max(0, len(self.buffer) - 4)]
+                    break
+                del self.buffer[: end + 5]
+                self.in_data = False
+                out.append(b"250 2.0.0 Ok: queued\r\n")
+                continue
+            end = self.buffer.find(b"\r\n")
+            if end < 0:
+                break
+            verb = bytes(self.buffer[:4]).upper()
+            del self.buffer[: end + 2]
+            if verb in (b"EHLO", b"HELO"):
+                out.append(self.EHLO)
+            elif verb == b"DATA":
+                out.append(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                self.in_data = True
+                self.buffer[:0] = b"\r\n"  # the content may end at once with ".\r\n"
+            elif verb == b"QUIT":
+                self.transport.write(b"".join(out) + b"221 2.0.0 Bye\r\n")
+                self.transport.close()
+                return
+            else:
+                out.append(b"250 2.0.0 Ok\r\n")
+        if out:
+            self.transport.write(b"".join(out))
+
+
+def run_sink() -> None:
+    _listen_and_announce(asyncio.new_event_loop(), _Sink)
+
+
+# --------------------------------------------------------------------------- parent: processes
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except Exception:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_connectable(port: int, proc: subprocess.Popen[bytes], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.recv(100)  # the greeting
+                sock.sendall(b"QUIT\r\n")
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+class Processes:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, command: list[str], announce: bool) -> tuple[subprocess.Popen[bytes], int | None]:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE if announce else subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL if not announce else None,
+                                preexec_fn=_die_with_parent)
+        self.procs.append(proc)
+        if not announce:
+            return proc, None
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(rb":(\d+)\s*$", line)
+        if not match:
+            raise RuntimeError(f"{command!r} did not start (said {line!r})")
+        return proc, int(match.group(1))
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self.procs.clear()
+
+
+# --------------------------------------------------------------------------- parent: the clients
+
+
+def run_smtplib(port: int, message: bytes, count: int) -> None:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=HELO, timeout=120) as client:
+        for _ in range(count):
+            refused = client.sendmail(SENDER, [RECIPIENT], message)
+            assert not refused, refused
+
+
+def run_ours(port: int, message: bytes, count: int) -> None:
+    from smtpproto.adapters.sockets import SMTPClient
+
+    with SMTPClient("127.0.0.1", port, starttls="never", local_hostname=HELO, timeout=120) as client:
+        for _ in range(count):
+            result = client.send_message(message, SENDER, [RECIPIENT])
+            assert result.ok, result
+
+
+def run_aiosmtplib(port: int, message: bytes, count: int) -> None:
+    import aiosmtplib
+
+    async def main() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, local_hostname=HELO, timeout=120)
+        async with client:
+            for _ in range(count):
+                refused, _reply = await client.sendmail(SENDER, [RECIPIENT], message)
+                assert not refused, refused
+
+    asyncio.run(main())
+
+
+def run_ours_async(port: int, message: bytes, count: int) -> None:
+    from smtpproto.adapters.asyncio import AsyncSMTPClient
+
+    async def main() -> None:
+        async with AsyncSMTPClient("127.0.0.1", port, starttls="never", local_hostname=HELO, timeout=120) as client:
+            for _ in range(count):
+                result = await client.send_message(message, SENDER, [RECIPIENT])
+                assert result.ok, result
+
+    asyncio.run(main())
+
+
+def run_ours_trio(port: int, message: bytes, count: int) -> None:
+    import trio
+
+    from smtpproto.adapters.trio import TrioSMTPClient
+
+    async def main() -> None:
+        async with TrioSMTPClient("127.0.0.1", port, starttls="never", local_hostname=HELO, timeout=120) as client:
+            for _ in range(count):
+                result = await client.send_message(message, SENDER, [RECIPIENT])
+                assert result.ok, result
+
+    trio.run(main)
+
+
+CLIENTS: list[tuple[str, str, Callable[[int, bytes, int], None]]] = [
+    ("smtplib", "smtplib (stdlib)", run_smtplib),
+    ("SMTPClient", "smtpproto SMTPClient", run_ours),
+    ("aiosmtplib", "aiosmtplib", run_aiosmtplib),
+    ("AsyncSMTPClient", "smtpproto AsyncSMTPClient", run_ours_async),
+    ("TrioSMTPClient", "smtpproto TrioSMTPClient", run_ours_trio),
+]
+PEER_OF = {"SMTPClient": "smtplib", "AsyncSMTPClient": "aiosmtplib", "TrioSMTPClient": "aiosmtplib"}
+GOAL = {"SMTPClient": 1.5, "AsyncSMTPClient": 2.0}
+
+
+def available_clients() -> list[tuple[str, str, Callable[[int, bytes, int], None]]]:
+    chosen = []
+    for key, label, fn in CLIENTS:
+        module = {"aiosmtplib": "aiosmtplib", "TrioSMTPClient": "trio"}.get(key)
+        if module is not None:
+            try:
+                __import__(module)
+            except ImportError:
+                print(f"SKIPPED {label}: {module} is not installed.")
+                continue
+        chosen.append((key, label, fn))
+    return chosen
+
+
+def measure(clients: list[tuple[str, str, Callable[[int, bytes, int], None]]], port: int,
+            message: bytes, count: int, rounds: int) -> dict[str, float]:
+    """Best wall time (connect to QUIT) per client over ``rounds`` interleaved rounds."""
+    best = {key: float("inf") for key, _, _ in clients}
+    for _ in range(rounds):
+        for key, _, fn in clients:
+            start = time.perf_counter()
+            fn(port, message, count)
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best
+
+
+def report(title: str, clients: list[tuple[str, str, Callable[[int, bytes, int], None]]],
+           times: dict[str, float], count: int, size: int, unit: str) -> dict[str, float]:
+    print(title)
+    values: dict[str, float] = {}
+    for key, label, _ in clients:
+        seconds = times[key]
+        values[key] = count / seconds if unit == "msg/s" else count * size / seconds / 1e6
+        line = f"  {label:27s} {values[key]:9.1f} {unit}"
+        print(line, flush=True)
+    for key, label, _ in clients:
+        peer = PEER_OF.get(key)
+        if peer in values:
+            ratio = values[key] / values[peer]
+            goal = GOAL.get(key)
+            verdict = f" (goal {goal:g}x: {'met' if ratio >= goal else 'NOT met'})" if goal else ""
+            print(f"  RATIO {label} / {peer}: {ratio:.2f}x{verdict}")
+    return values
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts and one round, for a smoke run")
+    parser.add_argument("--skip-peers", action="store_true", help="use an in-script sink instead of smtp-sink")
+    parser.add_argument("--_sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_proxy", nargs=2, type=float, metavar=("PORT", "DELAY_MS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._sink:
+        run_sink()
+        return 0
+    if args._proxy:
+        run_proxy(int(args._proxy[0]), args._proxy[1])
+        return 0
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
+    if args.quick:
+        small_count, big_count, delayed_count, rounds = 500, 4, 100, 1
+    else:
+        small_count, big_count, delayed_count, rounds = 5000, 20, 500, 3
+    print(f"bench_client.py{' --quick' if args.quick else ''}: Python {platform.python_version()} "
+          f"({platform.python_implementation()}), {platform.system()} {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print("Note: a shared machine; other work changes these numbers from run to run. Compare ratios, not absolutes.")
+
+    sink_path = shutil.which("smtp-sink") or ("/usr/sbin/smtp-sink" if os.path.exists("/usr/sbin/smtp-sink") else None)
+    if args.skip_peers:
+        print("SKIPPED smtp-sink: --skip-peers was given; sending to the in-script Python sink instead "
+              "(slower than smtp-sink, so the figures are not comparable with smtp-sink runs).")
+    elif sink_path is None:
+        print("error: smtp-sink (Postfix) not found; install postfix or pass --skip-peers", file=sys.stderr)
+        return 2
+    clients = available_clients()
+    processes = Processes()
+    script = str(Path(__file__).resolve())
+    try:
+        if args.skip_peers:
+            _, sink_port = processes.start([sys.executable, script, "--_sink"], announce=True)
+            assert sink_port is not None
+            sink_name = "in-script sink"
+        else:
+            sink_port = free_port()
+            command = [sink_path, "127.0.0.1:%d" % sink_port, "256"]
+            if os.geteuid() == 0:
+                command[1:1] = ["-u", "nobody"]
+            proc, _ = processes.start(command, announce=False)
+            wait_connectable(sink_port, proc)
+            sink_name = "smtp-sink"
+        print(f"Sink: {sink_name} on 127.0.0.1:{sink_port}; best of {rounds} round(s); time from connect to QUIT")
+        _, proxy_port = processes.start([sys.executable, script, "--_proxy", str(sink_port), "1"], announce=True)
+        assert proxy_port is not None
+
+        small, big = make_message(2048), make_message(5 * MIB)
+        measure(clients, sink_port, small, 20, 1)  # warm-up: imports, first connections
+        results = {}
+        times = measure(clients, sink_port, small, small_count, rounds)
+        results["a"] = report(f"\n(a) {small_count} x 2 KB on one connection, {sink_name}",
+                              clients, times, small_count, len(small), "msg/s")
+        times = measure(clients, sink_port, big, big_count, rounds)
+        results["b"] = report(f"\n(b) {big_count} x 5 MiB on one connection, {sink_name}",
+                              clients, times, big_count, len(big), "MB/s")
+        times = measure(clients, proxy_port, small, delayed_count, rounds)
+        results["d"] = report(f"\n(d) DELAYED: {delayed_count} x 2 KB on one connection through the in-script proxy "
+                              f"(+1 ms each way, ~2 ms round trip), {sink_name}",
+                              clients, times, delayed_count, len(small), "msg/s")
+    finally:
+        processes.stop_all()
+
+    print("\nSummary (ratios: SMTPClient/smtplib, AsyncSMTPClient/aiosmtplib, TrioSMTPClient/aiosmtplib)")
+    print(f"  {'client':27s} {'(a) msg/s':>10s} {'ratio':>6s} {'(b) MB/s':>9s} {'ratio':>6s} {'(d) msg/s':>10s} {'ratio':>6s}")
+    for key, label, _ in clients:
+        cells = []
+        for phase, digits in (("a", 0), ("b", 1), ("d", 0)):
+            value = results[phase][key]
+            peer = PEER_OF.get(key)
+            ratio = f"{value / results[phase][peer]:.2f}x" if peer in results[phase] else ""
+            cells.append(f"{value:{10 if phase != 'b' else 9}.{digits}f} {ratio:>6s}")
+        print(f"  {label:27s} " + " ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
