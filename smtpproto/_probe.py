@@ -530,6 +530,7 @@ def run_probe(
     helo: str = "probe.smtpproto.invalid",
     mail_from: str = "",
     rcpt_to: str = "Postmaster",
+    only: Sequence[str] | None = None,
 ) -> list[CaseResult]:
     """Run every case against ``host:port``, one fresh connection each.
 
@@ -541,6 +542,7 @@ def run_probe(
     :param mail_from, rcpt_to: the envelope (default the null sender and
         ``Postmaster``, which every server must accept, RFC 5321 §4.5.1).
         A server may deliver up to one test message per smuggling case.
+    :param only: run just these case ids (e.g. ``["S-01", "T-01"]``).
     :raises ProbeError: the server cannot be reached at all.
     """
     if timeout <= 0 or settle < 0 or budget <= 0:
@@ -550,13 +552,20 @@ def run_probe(
     Mail(reverse_path=mail_from)
     Rcpt(forward_path=rcpt_to)
     o = _Options(host, port, timeout, settle, helo, mail_from, rcpt_to, starttls)
+    cases = _cases(o)
+    if only is not None:
+        unknown = set(only) - {c[0] for c in _cases(_Options(host, port, timeout, settle, helo, mail_from,
+                                                              rcpt_to, True))}
+        if unknown:
+            raise ValueError(f"unknown case id(s): {', '.join(sorted(unknown))}")
+        cases = [c for c in cases if c[0] in only]
     deadline = time.monotonic() + budget
     try:
         socket.create_connection((host, port), timeout=min(timeout, budget)).close()
     except OSError as exc:
         raise ProbeError(f"cannot connect to {host}:{port}: {exc}") from None
     results: list[CaseResult] = []
-    for case_id, title, case in _cases(o):
+    for case_id, title, case in cases:
         if deadline - time.monotonic() < 0.5:
             results.append(CaseResult(case_id, title, "", "not run", "inconclusive", "the run's time budget was used up"))
             continue
@@ -619,6 +628,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds per case (default 5)")
     p.add_argument("--settle", type=float, default=0.5, metavar="S",
                    help="seconds of silence that end a case's reading (default 0.5)")
+    p.add_argument("--case", action="append", metavar="ID", help="run only this case (repeatable), e.g. S-01")
     p.add_argument("--helo", default="probe.smtpproto.invalid", help="the EHLO name to use")
     p.add_argument("--mail-from", default="", metavar="ADDR", help="envelope sender (default: <>)")
     p.add_argument("--rcpt-to", default="Postmaster", metavar="ADDR", help="envelope recipient (default: Postmaster)")
@@ -633,12 +643,14 @@ def main(argv: Sequence[str]) -> int:
         p.error("--settle must be between 0 and 5 seconds")
     try:
         results = run_probe(host, port, starttls=args.starttls, timeout=args.timeout, settle=args.settle,
-                            helo=args.helo, mail_from=args.mail_from, rcpt_to=args.rcpt_to)
+                            helo=args.helo, mail_from=args.mail_from, rcpt_to=args.rcpt_to, only=args.case)
     except ProbeError as exc:
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return 1
     except LocalProtocolError as exc:
         p.error(f"bad --helo/--mail-from/--rcpt-to: {exc}")
+    except ValueError as exc:
+        p.error(str(exc))
     if args.json:
         print(json.dumps({"target": f"{host}:{port}", "results": [r.as_dict() for r in results]}, indent=2))
     else:
