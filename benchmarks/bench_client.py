@@ -220,6 +220,22 @@ def wait_connectable(port: int, proc: subprocess.Popen[bytes], seconds: float = 
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def round_trip_ms(port: int, samples: int = 50) -> float:
+    """The median time of one NOOP round trip to ``port`` (through the proxy: its added delay)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()  # 220
+        times = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            sock.sendall(b"NOOP\r\n")
+            reader.readline()
+            times.append(time.perf_counter() - start)
+        sock.sendall(b"QUIT\r\n")
+        reader.readline()
+    return sorted(times)[len(times) // 2] * 1000
+
+
 class Processes:
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -427,9 +443,11 @@ def main() -> int:
         times = measure(clients, sink_port, big, big_count, rounds)
         results["b"] = report(f"\n(b) {big_count} x 5 MiB on one connection, {sink_name}",
                               clients, times, big_count, len(big), "MB/s")
+        direct, delayed = round_trip_ms(sink_port), round_trip_ms(proxy_port)
         times = measure(clients, proxy_port, small, delayed_count, rounds)
         results["d"] = report(f"\n(d) DELAYED: {delayed_count} x 2 KB on one connection through the in-script proxy "
-                              f"(+1 ms each way, ~2 ms round trip), {sink_name}",
+                              f"(+1 ms each way; measured NOOP round trip {delayed:.2f} ms, {direct:.2f} ms direct), "
+                              f"{sink_name}",
                               clients, times, delayed_count, len(small), "msg/s")
     finally:
         processes.stop_all()
