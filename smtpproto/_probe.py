@@ -229,7 +229,12 @@ class _Session:
 
 
 def _codes(seen: Sequence[_Seen]) -> str:
-    return ", ".join(str(s) for s in seen) if seen else "no reply"
+    if not seen:
+        return "no reply"
+    if len(seen) <= 2:
+        return ", ".join(str(s) for s in seen)
+    # Many replies: the code and the first word (often the enhanced code) each.
+    return ", ".join(f"{s.code} {s.text.split(' ', 1)[0]}".rstrip() for s in seen)
 
 
 def _did(seen: Sequence[_Seen], s: _Session) -> str:
@@ -299,7 +304,7 @@ def _case_s12(s: _Session, o: _Options) -> CaseResult:
     tail = (b"\r\n.\r\nMAIL FROM:<" + o.mail_from.encode() + b">\r\nRCPT TO:<" + o.rcpt_to.encode()
             + b">\r\nDATA\r\nFrom: admin@victim.example\r\n\r\nspoof\r\n.\r\n")
     body = b"Subject: smtpproto probe S-12\r\n\r\nbody"
-    sent = escape(body, 20) + " + " + escape(tail, 60)
+    sent = "<body> + " + escape(tail, 56)
     _open_transaction(s, o)
     mark = s.mark()
     s.raw(body)
