@@ -96,15 +96,19 @@ def escape(data: bytes, limit: int = 60) -> str:
 class _Session:
     """One TCP connection for one case."""
 
-    def __init__(self, host: str, port: int, timeout: float, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, timeout: float, deadline: float) -> None:
         self.deadline = min(deadline, time.monotonic() + timeout)
-        self.sock: socket.socket | ssl.SSLSocket = socket.create_connection(
-            (host, port), timeout=max(0.05, self.deadline - time.monotonic()))
+        self.sock: socket.socket | ssl.SSLSocket = sock
         self.conn = Connection(Role.CLIENT, Config(bare_newline="normalize"))
         self.tracking = True
         self.wire = bytearray()
         self.closed = False
         self.timed_out = False
+
+    @classmethod
+    def connect(cls, host: str, port: int, timeout: float, deadline: float) -> "_Session":
+        left = max(0.05, min(deadline, time.monotonic() + timeout) - time.monotonic())
+        return cls(socket.create_connection((host, port), timeout=left), timeout, deadline)
 
     def close(self) -> None:
         try:
@@ -575,7 +579,7 @@ def run_probe(
             results.append(CaseResult(case_id, title, "", "not run", "inconclusive", "the run's time budget was used up"))
             continue
         try:
-            session = _Session(host, port, timeout, deadline)
+            session = _Session.connect(host, port, timeout, deadline)
         except OSError as exc:
             results.append(CaseResult(case_id, title, "", "no connection", "inconclusive", f"cannot connect: {exc}"))
             continue

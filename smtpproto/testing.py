@@ -64,6 +64,7 @@ __all__ = [
     "EHLO_PREFIX",
     "EOD_VARIANTS",
     "Hostile",
+    "HostileResult",
     "ReplayResult",
     "Transaction",
     "Transcript",
@@ -86,6 +87,7 @@ __all__ = [
     "mutations",
     "pipelining_after_data",
     "replay",
+    "replay_hostile",
     "replies",
     "smuggling_inputs",
     "starttls_injections",
@@ -618,6 +620,49 @@ def mutations(data: bytes, *, max_edits: int = 4) -> st.SearchStrategy[bytes]:
         return bytes(out)
 
     return st.lists(edit, min_size=1, max_size=max_edits).map(apply)
+
+
+@dataclass
+class HostileResult:
+    """What :func:`replay_hostile` saw after the prefix."""
+
+    #: ``(code, first line of text)`` of every complete reply, in order.
+    replies: list[tuple[int, str]]
+    #: The server closed the connection.
+    closed: bool
+
+
+def replay_hostile(sock: socket.socket, hostile: Hostile, *, timeout: float = 5.0,
+                   settle: float = 0.3) -> HostileResult:
+    """Write ``hostile`` to a server over a connected socket: wait for the
+    greeting, send each prefix line and wait for its (positive) reply, then
+    write the segments and collect every reply that comes within ``timeout``,
+    stopping after ``settle`` seconds of silence.  The replies after the
+    prefix are counted, not paired: a server that reads content as commands
+    answers more than once (see ``docs/fuzzing.md``).  Raises
+    ``ConnectionError`` if the prefix is refused."""
+    import time
+
+    from ._probe import _Abort, _Session
+
+    s = _Session(sock, timeout, time.monotonic() + timeout)
+    try:
+        s.greeting()
+    except _Abort as exc:
+        raise ConnectionError(str(exc)) from None
+    mark = s.mark()
+    for n, line in enumerate(hostile.prefix, 1):
+        s.raw(line)
+        seen = s.collect(mark, n, 0.0)
+        if len(seen) < n or seen[-1].code >= 400:
+            raise ConnectionError(f"prefix line {line!r} was not accepted: {seen[-1:] or 'no reply'}")
+    mark = len(s.wire)
+    for i, seg in enumerate(hostile.segments):
+        if i:
+            time.sleep(0.05)
+        s.raw(seg)
+    seen = s.collect(mark, 1, settle)
+    return HostileResult([(r.code, r.text) for r in seen], s.closed)
 
 
 def mutated(hostile: st.SearchStrategy[Hostile]) -> st.SearchStrategy[Hostile]:

@@ -137,6 +137,18 @@ def by_case(results: list[_probe.CaseResult]) -> dict[str, _probe.CaseResult]:
     return {r.case: r for r in results}
 
 
+def doc_verdicts(table: int) -> dict[str, str]:
+    """(case -> verdict) of the ``table``-th probe report shown in docs/fuzzing.md."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "fuzzing.md").read_text(encoding="utf-8")
+    reports = [b for b in page.split("```") if "\ncase " in b and "verdict" in b]
+    out = {}
+    for line in reports[table].splitlines():
+        words = line.split()
+        if words and (words[0][:2] in ("S-", "T-", "R-", "P-")):
+            out[words[0]] = next(w for w in words if w in ("safe", "vulnerable", "inconclusive"))
+    return out
+
+
 @pytest.fixture(scope="module")
 def our_server() -> Iterator[tuple[str, int]]:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -158,6 +170,7 @@ def test_our_server_is_safe_in_every_case(our_server: tuple[str, int]) -> None:
     assert "554 5.5.0" in got["T-01"].server
     table = _probe.format_table(results)
     assert table.splitlines()[-1] == f"{len(results)} safe, 0 vulnerable, 0 inconclusive"
+    assert doc_verdicts(0) == {r.case: r.verdict for r in results}  # docs/fuzzing.md stays true
 
 
 def test_naive_any_newline_server_is_vulnerable() -> None:
@@ -172,6 +185,7 @@ def test_naive_any_newline_server_is_vulnerable() -> None:
     assert results["P-01"].verdict == "safe"
     assert "replies to one message" in results["S-01"].reason
     assert "250 queued" in results["S-01"].server
+    assert doc_verdicts(1) == {case: r.verdict for case, r in results.items()}
 
 
 def test_naive_lf_server_falls_only_for_the_lf_variants() -> None:

@@ -440,3 +440,29 @@ def test_mutations_and_chunkings_keep_their_promises(data: bytes, d: st.DataObje
 def test_importing_smtpproto_does_not_import_hypothesis() -> None:
     code = "import sys, smtpproto, smtpproto.adapters; assert 'hypothesis' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_the_fuzzing_doc_example_runs_against_our_server() -> None:
+    # docs/fuzzing.md "Fuzz your own server in ten lines": run its block with
+    # ADDRESS pointed at our threads server, then call every test it defines.
+    import re
+    from pathlib import Path
+
+    from smtpproto.adapters import Handler
+    from smtpproto.adapters.sockets import SMTPServer
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "fuzzing.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 1
+    code = blocks[0]
+    body_lines = [line for line in code.splitlines() if line.strip()]
+    assert len(body_lines) <= 16  # "ten lines" of test, plus imports and the address
+    assert 'ADDRESS = ("127.0.0.1", 8025)' in code
+    with SMTPServer(Handler(), host="127.0.0.1", port=0) as server:
+        host, port = server.address  # type: ignore[misc]
+        namespace: dict[str, object] = {}
+        exec(compile(code.replace("8025", str(port)), "docs/fuzzing.md", "exec"), namespace)
+        tests = [f for name, f in namespace.items() if name.startswith("test_") and callable(f)]
+        assert len(tests) == 2
+        for test in tests:
+            test()
