@@ -40,6 +40,9 @@ Verdict = Literal["safe", "vulnerable", "inconclusive"]
 #: How long the whole run may take at most (seconds); the brief is one minute.
 RUN_BUDGET = 55.0
 
+#: The most a case reads from the server before it stops listening.
+_MAX_WIRE = 1024 * 1024
+
 
 class ProbeError(Exception):
     """The probe could not run at all (the server is unreachable)."""
@@ -104,6 +107,7 @@ class _Session:
         self.wire = bytearray()
         self.closed = False
         self.timed_out = False
+        self.flooded = False
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float, deadline: float) -> "_Session":
@@ -116,12 +120,22 @@ class _Session:
         except OSError:
             pass
 
+    def silence(self, otherwise: str) -> str:
+        """Why no reply was counted."""
+        if self.flooded:
+            return f"sent over {_MAX_WIRE // 1024} KiB without a complete reply; reading stopped"
+        if self.closed:
+            return "closed the connection without a reply"
+        return otherwise
+
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
 
     def _recv(self, until: float) -> bool:
         """Read once; False on timeout or when the peer closed."""
         left = min(until, self.deadline) - time.monotonic()
+        if self.flooded:
+            return False
         if left <= 0 or self.closed:
             if left <= 0:
                 self.timed_out = time.monotonic() >= self.deadline
@@ -142,6 +156,8 @@ class _Session:
         self.wire += data
         if self.tracking:
             self.conn.receive_data(data)
+        if len(self.wire) > _MAX_WIRE:
+            self.flooded = True  # a server that never stops talking: keep memory bounded
         return True
 
     # ---- the normal dialogue, through the core client Connection
@@ -243,7 +259,9 @@ def _codes(seen: Sequence[_Seen]) -> str:
 
 def _did(seen: Sequence[_Seen], s: _Session) -> str:
     text = _codes(seen)
-    if s.closed:
+    if s.flooded:
+        text += f"; over {_MAX_WIRE // 1024} KiB, reading stopped"
+    elif s.closed:
         text += "; closed"
     elif s.timed_out and not seen:
         text += " (timed out)"
@@ -288,7 +306,7 @@ def _smuggling(case: str, title: str, segments: Sequence[bytes]) -> Case:
         seen = s.collect(mark, 1, o.settle)
         did = _did(seen, s)
         if not seen:
-            why = "closed the connection without a reply" if s.closed else "no reply to the real end of data"
+            why = s.silence("no reply to the real end of data")
             return CaseResult(case, title, sent, did, "inconclusive", why)
         if len(seen) > 1:
             return CaseResult(case, title, sent, did, "vulnerable",
@@ -348,7 +366,7 @@ def _case_s15(s: _Session, o: _Options) -> CaseResult:
     did = _did(seen, s)
     if not seen:
         return CaseResult("S-15", title, sent, did, "inconclusive",
-                          "closed the connection without a reply" if s.closed else "no reply")
+                          s.silence("no reply"))
     if seen[0].code < 400:
         return CaseResult("S-15", title, sent, did, "vulnerable", "accepted an EHLO line ended by a bare LF")
     if any(r.code < 400 for r in seen):
@@ -375,7 +393,7 @@ def _case_r01(s: _Session, o: _Options) -> CaseResult:
     did = _did(seen, s)
     if not seen:
         return CaseResult("R-01", title, sent, did, "inconclusive",
-                          "closed the connection without a reply" if s.closed else "no reply")
+                          s.silence("no reply"))
     if len(seen) > 2:
         return CaseResult("R-01", title, sent, did, "vulnerable",
                           f"{len(seen)} replies to 2 lines: the tail of the long line was read as a command")
@@ -402,7 +420,7 @@ def _case_p01(s: _Session, o: _Options) -> CaseResult:
     did = _did(seen, s)
     if not seen:
         return CaseResult("P-01", title, sent, did, "inconclusive",
-                          "closed the connection without a reply" if s.closed else "no greeting")
+                          s.silence("no greeting"))
     if seen[0].code != 220:
         if seen[0].code >= 500 and len(seen) == 1:
             return CaseResult("P-01", title, sent, did, "safe", f"refused the early talker ({seen[0].code})")
@@ -413,7 +431,8 @@ def _case_p01(s: _Session, o: _Options) -> CaseResult:
     if len(seen) == 1:
         if s.closed:
             return CaseResult("P-01", title, sent, did, "safe", "greeted, then closed on the early talker")
-        return CaseResult("P-01", title, sent, did, "inconclusive", "greeted but never answered the early EHLO")
+        return CaseResult("P-01", title, sent, did, "inconclusive",
+                          s.silence("greeted but never answered the early EHLO"))
     if seen[1].code >= 400:
         return CaseResult("P-01", title, sent, did, "safe", f"detected the early talker ({seen[1].code})")
     return CaseResult("P-01", title, sent, did, "safe",
@@ -436,7 +455,7 @@ def _case_t01(s: _Session, o: _Options) -> CaseResult:
     did = _did(seen, s)
     if not seen:
         return CaseResult("T-01", title, sent, did, "inconclusive",
-                          "closed the connection without a reply" if s.closed else "no reply to STARTTLS")
+                          s.silence("no reply to STARTTLS"))
     if seen[0].code != 220:
         if seen[0].code == 554 or s.closed:
             return CaseResult("T-01", title, sent, did, "safe",

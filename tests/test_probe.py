@@ -243,6 +243,47 @@ def test_silent_server_is_inconclusive_within_the_budget() -> None:
     assert results and all(r.verdict == "inconclusive" for r in results)
 
 
+def test_flooding_server_is_read_only_so_far() -> None:
+    # Greets, then sends an endless multi-line reply: the probe must stop
+    # reading (memory bounded) and still finish each case quickly.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    sent = [0]
+
+    def flood() -> None:
+        while not stop.is_set():
+            try:
+                sock = listener.accept()[0]
+            except OSError:
+                continue
+            with sock:
+                sock.settimeout(0.5)
+                try:
+                    sock.sendall(b"220 flood.example\r\n")
+                    while not stop.is_set():
+                        sent[0] += sock.send(b"250-" + b"x" * 4000 + b"\r\n")
+                except OSError:
+                    pass
+
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    try:
+        start = time.monotonic()
+        results = by_case(_probe.run_probe(*listener.getsockname()[:2], timeout=3, settle=0.1,
+                                           only=["P-01", "S-15", "R-01"]))
+        assert time.monotonic() - start < 9
+    finally:
+        stop.set()
+        t.join(5)
+        listener.close()
+    assert sent[0] > 1024 * 1024 * 0.9
+    assert results["P-01"].verdict == "inconclusive" and "reading stopped" in results["P-01"].reason
+    assert results["S-15"].verdict == "inconclusive" and "reading stopped" in results["S-15"].reason
+    # R-01 needs an EHLO reply first: the client state machine refuses the flood.
+    assert results["R-01"].verdict == "inconclusive" and "R-10" in results["R-01"].reason
+
+
 def test_cli_json_and_table(our_server: tuple[str, int], capsys: pytest.CaptureFixture[str]) -> None:
     host, port = our_server
     assert main(["probe", f"{host}:{port}", "--json", "--settle", "0.1", "--case", "S-02", "--case", "R-01"]) == 0

@@ -20,6 +20,7 @@ from smtpproto import (
     NEED_DATA,
     PAUSED,
     Auth,
+    AuthResponse,
     Bdat,
     Command,
     Config,
@@ -340,7 +341,31 @@ def test_replay_against_the_threads_server() -> None:
         check()
 
 
+@FAST
+@given(T.auth_responses())
+def test_auth_responses_arrive_equal(response: AuthResponse) -> None:
+    config = Config(allow_auth_without_tls=True)
+    client, server = Connection(Role.CLIENT, config), Connection(Role.SERVER, config)
+    client.receive_data(server.send(Reply(code=220, lines=["mx.example"])))
+    one_event(client)
+    for cmd, reply in ((Ehlo(domain="c.example"), Reply(code=250, lines=["mx.example", "AUTH X-TEST"])),
+                       (Auth(mechanism="X-TEST"), Reply(code=334, lines=[""]))):
+        server.receive_data(client.send(cmd))
+        assert one_event(server) == cmd
+        client.receive_data(server.send(reply))
+        assert one_event(client) == reply
+    server.receive_data(client.send(response))
+    assert one_event(server) == response
+
+
 # --------------------------------------------------------------------------- hostile inputs
+
+
+@given(T.end_of_data_variants())
+def test_end_of_data_variants_are_the_catalogue_ones(variant: bytes) -> None:
+    assert variant in T.EOD_VARIANTS and variant != b"\r\n.\r\n"
+    assert variant.strip(b"\r\n") == b"."
+    assert variant.replace(b"\r\n", b"") .count(b"\r") + variant.replace(b"\r\n", b"").count(b"\n") > 0
 
 
 @FAST
