@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._config import Config
 from ._connection import NEED_DATA, Connection, Role
-from ._errors import RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import (
     Auth,
     AuthResponse,
@@ -65,6 +65,7 @@ __all__ = [
     "EOD_VARIANTS",
     "Hostile",
     "HostileResult",
+    "InvariantError",
     "ReplayResult",
     "Transaction",
     "Transcript",
@@ -78,6 +79,8 @@ __all__ = [
     "end_of_data_variants",
     "enhanced_status_codes",
     "esmtp_params",
+    "fuzz_client",
+    "fuzz_server",
     "expected_content",
     "hostile_inputs",
     "local_parts",
@@ -663,6 +666,136 @@ def replay_hostile(sock: socket.socket, hostile: Hostile, *, timeout: float = 5.
         s.raw(seg)
     seen = s.collect(mark, 1, settle)
     return HostileResult([(r.code, r.text) for r in seen], s.closed)
+
+
+# ---------------------------------------------------------------- fuzz targets
+
+
+class InvariantError(AssertionError):
+    """A fuzz target found the core breaking one of its promises."""
+
+
+def _accept_all(owed: object) -> Reply:
+    from ._events import InvalidCommand, MessageRejected, UnknownCommand
+
+    if isinstance(owed, (InvalidCommand, UnknownCommand, MessageRejected)):
+        return owed.reply
+    if isinstance(owed, (Ehlo, Lhlo)):
+        return Reply(code=250, lines=["fuzz.example", "PIPELINING", "SIZE 1000000", "8BITMIME", "SMTPUTF8",
+                                      "CHUNKING", "STARTTLS"])
+    if isinstance(owed, Data):
+        return Reply(code=354, lines=["go ahead"])
+    if isinstance(owed, StartTLS):
+        return Reply(code=220, lines=["2.0.0 Ready to start TLS"])
+    if isinstance(owed, Quit):
+        return Reply(code=221, lines=["2.0.0 Bye"])
+    if isinstance(owed, Auth):
+        return Reply(code=504, lines=["5.5.4 no"])
+    return Reply(code=250, lines=["ok"])
+
+
+def fuzz_server(data: bytes) -> None:
+    """Fuzz target for a server :class:`~smtpproto.Connection` (atheris-style:
+    one ``bytes`` argument, raises only on a bug).
+
+    The first byte picks the chunk size and the bare-newline policy; the rest
+    is fed as client input to a server that accepts everything.  Checked:
+    nothing but ``RemoteProtocolError`` escapes; no more messages end than
+    there are ``CRLF.CRLF`` sequences in the input (or BDAT LAST chunks);
+    the receive buffer stays within the configured line limits whenever the
+    core asks for more data.  Raises :class:`InvariantError` otherwise.
+    """
+    if not data:
+        return
+    head, data = data[0], data[1:]
+    chunk = 1 + (head & 0x3F) * 37
+    config = Config(bare_newline="normalize" if head & 0x40 else "reject",
+                    enforce_pipelining_sync=not head & 0x80)
+    conn = Connection(Role.SERVER, config)
+    conn.send(Reply(code=220, lines=["fuzz.example ESMTP"]))
+    limit = max(config.max_auth_line, config.max_mail_rcpt_line, config.max_data_line or 0) + chunk
+    ends = 0
+    last_chunks = 0
+    from ._connection import PAUSED
+    from ._events import MessageRejected
+    from ._state import State
+
+    for start in range(0, len(data), chunk):
+        conn.receive_data(data[start:start + chunk])
+        while True:
+            try:
+                ev = conn.next_event()
+            except RemoteProtocolError:
+                return
+            if ev is NEED_DATA:
+                buffered = len(conn.trailing_data[0])
+                if conn.state not in (State.ERROR, State.CLOSED, State.TLS) and buffered > limit:
+                    raise InvariantError(f"receive buffer holds {buffered} octets (limit {limit})")
+                break
+            if ev is PAUSED:
+                owed = conn.reply_owed
+                if owed is None:
+                    return  # the STARTTLS hand-over: a real adapter would shake hands now
+                try:
+                    conn.send(_accept_all(owed))
+                except Exception as exc:  # the core refusing our canned reply is no input bug
+                    from ._errors import LocalProtocolError
+
+                    if isinstance(exc, LocalProtocolError):
+                        return
+                    raise
+                continue
+            if isinstance(ev, (EndOfMessage, MessageRejected)):
+                ends += 1
+            elif isinstance(ev, Bdat) and ev.last:
+                last_chunks += 1
+            elif isinstance(ev, ConnectionClosed):
+                return
+    if ends > (b"\r\n" + data).count(b"\r\n.\r\n") + last_chunks:
+        raise InvariantError(f"{ends} messages ended for fewer real end-of-data sequences")
+
+
+def fuzz_client(data: bytes) -> None:
+    """Fuzz target for the client's reply parser: ``data`` is the server's
+    side, fed one line at a time; after each positive reply the client sends
+    the next of EHLO, MAIL, RCPT, DATA.  Checked: nothing but
+    ``RemoteProtocolError`` escapes; never more replies than commands sent;
+    every reply but the greeting is paired with its command and has a code
+    from 200 to 599.  Raises :class:`InvariantError` otherwise."""
+    conn = Connection(Role.CLIENT)
+    script: list[Command] = [Ehlo(domain="c.example"), Mail(reverse_path="a@x.example"),
+                             Rcpt(forward_path="b@y.example"), Data()]
+    sent, replies = 1, 0  # the greeting is owed from the start
+    pieces = [p + b"\n" for p in data.split(b"\n")]
+    pieces[-1] = pieces[-1][:-1]
+    for piece in pieces:
+        if not piece:
+            continue
+        conn.receive_data(piece)
+        while True:
+            try:
+                ev = conn.next_event()
+            except RemoteProtocolError:
+                return
+            if isinstance(ev, ConnectionClosed):
+                return
+            if not isinstance(ev, Reply):
+                break  # NEED_DATA or PAUSED
+            if ev.code == 421 and ev.command is None:
+                return  # RFC 5321 §3.8: closing at any time is allowed
+            replies += 1
+            if not 200 <= ev.code <= 599:
+                raise InvariantError(f"reply code {ev.code}")
+            if replies > sent:
+                raise InvariantError("more replies than commands sent")
+            if replies > 1 and ev.command is None and ev.code != 421:
+                raise InvariantError("a reply paired with no command")
+            if ev.code < 400 and script:
+                try:
+                    conn.send(script.pop(0))
+                    sent += 1
+                except LocalProtocolError:
+                    script.clear()
 
 
 def mutated(hostile: st.SearchStrategy[Hostile]) -> st.SearchStrategy[Hostile]:
