@@ -108,6 +108,7 @@ class _Session:
         self.closed = False
         self.timed_out = False
         self.flooded = False
+        self.send_failed = False
 
     @classmethod
     def connect(cls, host: str, port: int, timeout: float, deadline: float) -> "_Session":
@@ -212,7 +213,9 @@ class _Session:
         try:
             self.sock.sendall(data)
         except OSError:
-            self.closed = True
+            # The server stopped reading (it may have closed after a refusal);
+            # what it said before is still there to be read.
+            self.send_failed = True
 
     def seen(self, mark: int) -> tuple[list[_Seen], bytes]:
         """Complete replies received since ``mark`` and the unparsed rest."""
@@ -255,6 +258,10 @@ def _codes(seen: Sequence[_Seen]) -> str:
         return ", ".join(str(s) for s in seen)
     # Many replies: the code and the first word (often the enhanced code) each.
     return ", ".join(f"{s.code} {s.text.split(' ', 1)[0]}".rstrip() for s in seen)
+
+
+def _malformed(seen: Sequence[_Seen]) -> bool:
+    return any(r.code == 0 for r in seen)
 
 
 def _did(seen: Sequence[_Seen], s: _Session) -> str:
@@ -305,6 +312,8 @@ def _smuggling(case: str, title: str, segments: Sequence[bytes]) -> Case:
             s.raw(seg)
         seen = s.collect(mark, 1, o.settle)
         did = _did(seen, s)
+        if _malformed(seen):
+            return CaseResult(case, title, sent, did, "inconclusive", "the server sent a malformed reply line")
         if not seen:
             why = s.silence("no reply to the real end of data")
             return CaseResult(case, title, sent, did, "inconclusive", why)
@@ -334,6 +343,8 @@ def _case_s12(s: _Session, o: _Options) -> CaseResult:
     s.raw(tail)
     seen = s.collect(mark, 5, o.settle)
     did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("S-12", title, sent, did, "inconclusive", "the server sent a malformed reply line")
     if not seen:
         return CaseResult("S-12", title, sent, did, "inconclusive", "no reply to the end of the first message")
     rest = seen[1:]
@@ -364,6 +375,8 @@ def _case_s15(s: _Session, o: _Options) -> CaseResult:
     s.raw(line)
     seen = s.collect(mark, 1, o.settle)
     did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("S-15", title, sent, did, "inconclusive", "the server sent a malformed reply line")
     if not seen:
         return CaseResult("S-15", title, sent, did, "inconclusive",
                           s.silence("no reply"))
@@ -391,6 +404,8 @@ def _case_r01(s: _Session, o: _Options) -> CaseResult:
     else:
         seen = first
     did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("R-01", title, sent, did, "inconclusive", "the server sent a malformed reply line")
     if not seen:
         return CaseResult("R-01", title, sent, did, "inconclusive",
                           s.silence("no reply"))
@@ -418,6 +433,8 @@ def _case_p01(s: _Session, o: _Options) -> CaseResult:
     s.raw(line)
     seen = s.collect(mark, 2, o.settle)
     did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("P-01", title, sent, did, "inconclusive", "the server sent a malformed reply line")
     if not seen:
         return CaseResult("P-01", title, sent, did, "inconclusive",
                           s.silence("no greeting"))
@@ -453,6 +470,8 @@ def _case_t01(s: _Session, o: _Options) -> CaseResult:
     s.raw(seg)
     seen = s.collect(mark, 1, o.settle)
     did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("T-01", title, sent, did, "inconclusive", "the server sent a malformed reply line")
     if not seen:
         return CaseResult("T-01", title, sent, did, "inconclusive",
                           s.silence("no reply to STARTTLS"))

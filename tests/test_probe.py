@@ -39,8 +39,9 @@ class NaiveServer:
     longer line becomes the next "line".
     """
 
-    def __init__(self, newline: str = "lf", starttls: bool = False) -> None:
+    def __init__(self, newline: str = "lf", starttls: bool = False, eod_reply: bytes = b"250 queued\r\n") -> None:
         self.newline = newline
+        self.eod_reply = eod_reply
         self.starttls = starttls
         self.messages = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -111,7 +112,7 @@ class NaiveServer:
                         if line == b".":
                             in_data = False
                             self.messages += 1
-                            sock.sendall(b"250 queued\r\n")
+                            sock.sendall(self.eod_reply)
                         continue
                     verb = line.split(b" ", 1)[0].upper()
                     if verb == b"EHLO":
@@ -211,6 +212,17 @@ def test_t01_inconclusive_when_starttls_not_offered() -> None:
     assert list(results) == ["T-01"]
     assert results["T-01"].verdict == "inconclusive"
     assert "does not offer STARTTLS" in results["T-01"].reason
+
+
+def test_malformed_reply_is_inconclusive() -> None:
+    naive = NaiveServer("lf", eod_reply=b"queued, thanks\r\n")
+    try:
+        results = by_case(_probe.run_probe(*naive.address, timeout=3, settle=SETTLE, only=["S-01", "S-05"]))
+    finally:
+        naive.close()
+    for case in ("S-01", "S-05"):
+        assert results[case].verdict == "inconclusive", results[case]
+        assert "malformed" in results[case].reason
 
 
 def test_silent_server_is_inconclusive_within_the_budget() -> None:
