@@ -10,8 +10,11 @@ keeps talking in cleartext after STARTTLS) the smuggling cases must be
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -343,3 +346,49 @@ def test_escape_shortens_and_escapes() -> None:
     assert _probe.escape(b"a\r\n.\n") == "a\\r\\n.\\n"
     long = _probe.escape(b"x" * 500, 40)
     assert "(500 octets)" in long and len(long) < 60
+
+
+# --------------------------------------------------------------------------- Postfix (interop tier)
+
+sys.path.insert(0, str(Path(__file__).parent / "adapters"))
+from test_client_postfix import postfix  # noqa: E402,F401  (the private Postfix instance fixture)
+
+
+@pytest.mark.interop
+def test_probe_sees_what_postfix_hardening_changes(postfix: tuple[int, object, object]) -> None:
+    # Needs Postfix and root (the fixture skips otherwise).  Defaults of the
+    # packaged Postfix: bare LF ends lines, so <LF>.<LF> smuggling works (CVE-
+    # 2023-51764) and pipelined content before the 354 is used; then hardened.
+    port = postfix[0]
+    envelope = {"mail_from": "a@x.example", "rcpt_to": "b@y.example"}
+    cases = ["S-01", "S-12", "S-15", "T-01"]
+    before = by_case(_probe.run_probe("127.0.0.1", port, starttls=True, settle=SETTLE, only=cases, **envelope))
+    assert before["T-01"].verdict == "safe", before["T-01"]
+    if all(r.verdict == "safe" for r in before.values()):
+        pytest.skip("this Postfix is hardened by default (>= 3.9): nothing to tell apart")
+    assert before["S-01"].verdict == "vulnerable", before["S-01"]
+    etc = _postfix_etc(port)
+    for setting in ("smtpd_forbid_bare_newline=yes", "smtpd_forbid_bare_newline_exclusions=",
+                    "smtpd_forbid_unauth_pipelining=yes"):
+        subprocess.run(["postconf", "-c", etc, "-e", setting], check=True, timeout=30,
+                       env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"})
+    subprocess.run(["postfix", "-c", etc, "reload"], check=True, timeout=30, capture_output=True,
+                   env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"})
+    deadline = time.monotonic() + 10
+    while True:  # the reload takes effect for new smtpd processes
+        after = by_case(_probe.run_probe("127.0.0.1", port, starttls=True, settle=SETTLE, only=cases, **envelope))
+        if all(r.verdict == "safe" for r in after.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for r in after.values():
+        assert r.verdict == "safe", r
+
+
+def _postfix_etc(port: int) -> str:
+    """The configuration directory of the private instance listening on ``port``."""
+    import glob
+
+    for main_cf in glob.glob("/tmp/smtpproto-postfix-*/etc/master.cf"):
+        if f"127.0.0.1:{port}" in Path(main_cf).read_text():
+            return str(Path(main_cf).parent)
+    raise AssertionError("cannot find the Postfix instance's configuration")
