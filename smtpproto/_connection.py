@@ -633,17 +633,22 @@ class Connection:
         """One line without its terminator, an InvalidCommand for an over-long or
         bare-LF line, or None when more bytes are needed.
 
-        An over-long line is never buffered past ``limit`` (R-02): it is dropped
-        as it comes and answered once it ends; past ``max_discard`` octets the
-        client is given up on.  Both decisions depend only on the line's length,
-        never on how it was split.
+        Lines end at CRLF only (RFC 5321 §2.3.8); with ``bare_newline="reject"``
+        a bare LF does not end a line, so nothing after it on the same line
+        can run as a command (S-15).  An over-long line is never buffered past
+        ``limit`` (R-02): it is dropped as it comes and answered once it ends;
+        past ``max_discard`` octets the client is given up on.  Both decisions
+        depend only on the line, never on how it was split.
         """
         buf = self._buf
-        end = buf.find(b"\n")
+        normalize = self.config.bare_newline == "normalize"
+        end = buf.find(b"\n" if normalize else b"\r\n")
         if end < 0:
             if self._discarding or len(buf) > limit:
-                self._discarding += len(buf)
-                buf.discard(len(buf))
+                # Keep a trailing CR: it may be half of the CRLF that ends the line.
+                keep = 1 if not normalize and buf.endswith(b"\r") else 0
+                self._discarding += len(buf) - keep
+                buf.discard(len(buf) - keep)
                 self._check_discard_budget()
             return None
         if self._discarding or end > limit:
@@ -654,13 +659,12 @@ class Connection:
             return self._problem(CommandProblem(None, "command line too long", 500, "5.5.2",
                                                 "Error: line too long"), b"", None)
         raw = buf.take(end)
-        if raw.endswith(b"\r\n"):
-            return raw[:-2]
-        if self.config.bare_newline == "normalize":
-            return raw[:-1]
-        # S-15: Postfix "bare <LF> received"; nothing on this line is executed.
-        return self._problem(CommandProblem(None, "bare LF in command line", 500, "5.5.2",
-                                            "Error: bare <LF> received"), raw, None)
+        line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+        if b"\n" in line:
+            # S-15: Postfix "bare <LF> received"; nothing on this line is executed.
+            return self._problem(CommandProblem(None, "bare LF in command line", 500, "5.5.2",
+                                                "Error: bare <LF> received"), raw, None)
+        return line
 
     def _check_discard_budget(self) -> None:
         if self._discarding > self.config.max_discard:

@@ -619,17 +619,29 @@ def test_S15_bare_lf_in_command_line() -> None:
 
 
 def test_S15_bare_lf_in_command_line_without_sync_enforcement() -> None:
-    # The same bytes with the RFC 2920 check off isolate the bare-LF rule: the
-    # EHLO line is refused with 500 5.5.2 and counted, nothing of it executed;
-    # the following line is a separate (out of sequence) command.
+    # The same bytes with the RFC 2920 check off isolate the bare-LF rule: a
+    # bare LF does not end a line, so the whole line up to the CRLF (EHLO and
+    # the MAIL behind it) is one refused line: 500 5.5.2, counted once, and no
+    # command from it is executed.
     for run in runs(S15_NOSYNC):
         evs = events_of(run)
         assert not [e for e in evs if isinstance(e, COMMANDS)], evs
-        assert len(evs) == 2, evs
+        assert len(evs) == 1, evs
         assert isinstance(evs[0], InvalidCommand) and evs[0].reply == BARE_LF_CMD
-        assert isinstance(evs[1], InvalidCommand) and evs[1].reply.code == 503
-        assert run.conn.error_count == 2
+        assert run.conn.error_count == 1
         assert run.conn.state is State.HELLO
+
+
+S15_PIPELINED = scenario(server_scenario(
+    "S-15/pipelined", b"RSET\nMAIL FROM:<admin@victim.example>\r\n", prefix=PREFIX[:1]))
+
+
+def test_S15_nothing_after_a_bare_lf_runs_even_with_pipelining() -> None:
+    # After EHLO with PIPELINING, "RSET<LF>MAIL FROM:<...>" must not run the MAIL.
+    for run in runs(S15_PIPELINED):
+        evs = after_prefix_n(run, 1)
+        assert not [e for e in evs if isinstance(e, COMMANDS)], evs
+        assert len(evs) == 1 and isinstance(evs[0], InvalidCommand) and evs[0].reply == BARE_LF_CMD, evs
 
 
 S16 = scenario(server_scenario("S-16", b"MAIL FROM:<attacker\rX-Pwned: 1>\r\n", prefix=PREFIX[:1]))

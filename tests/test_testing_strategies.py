@@ -421,8 +421,6 @@ def test_bare_newline_in_a_command_is_refused(h: T.Hostile) -> None:
         assert (first.reply.code, first.reply.enhanced_status) == (500, "5.5.2")
 
 
-@pytest.mark.xfail(strict=True, reason="known core gap: after EHLO with PIPELINING, the text after a bare LF "
-                   "in a command line runs as a command of its own")
 def test_nothing_after_a_bare_lf_in_the_same_line_runs() -> None:
     # SECURITY-CASES S-15: "no command from that line is executed" - the line
     # ends at CRLF; with PIPELINING negotiated the tail is not refused by sync.
