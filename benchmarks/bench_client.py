@@ -314,7 +314,7 @@ def run_ours_async(port: int, message: bytes, count: int) -> None:
 
 
 def run_ours_trio(port: int, message: bytes, count: int) -> None:
-    import trio
+    import trio  # type: ignore[import-untyped,unused-ignore]
 
     from smtpproto.adapters.trio import TrioSMTPClient
 
@@ -424,6 +424,7 @@ def main() -> int:
             sink_name = "in-script sink"
         else:
             sink_port = free_port()
+            assert sink_path is not None
             command = [sink_path, "127.0.0.1:%d" % sink_port, "256"]
             if os.geteuid() == 0:
                 command[1:1] = ["-u", "nobody"]

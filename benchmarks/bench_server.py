@@ -36,6 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import BinaryIO
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,19 @@ MAX_SIZE = 256 * MIB  # every server accepts the 100 MiB message
 # --------------------------------------------------------------------------- child: one server
 
 
-def _announce(port: int) -> None:
+def _announce(address: object) -> None:
+    port = address[1] if isinstance(address, tuple) else address
     print(f"listening on 127.0.0.1:{port}", flush=True)
+
+
+def _on_stdin_eof(stop: Callable[[], None]) -> Callable[[], None]:
+    """A reader callback for stdin that calls ``stop`` at EOF (the parent went away)."""
+
+    def readable() -> None:
+        if not os.read(sys.stdin.fileno(), 1):
+            stop()
+
+    return readable
 
 
 def serve(kind: str) -> None:
@@ -78,8 +90,13 @@ def serve(kind: str) -> None:
         server.start()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-        _announce(server.address[1])  # type: ignore[index]
+
+        def watch_stdin() -> None:
+            sys.stdin.read()
+            stop.set()
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+        _announce(server.address)
         stop.wait()
         server.shutdown(timeout=2)
     elif kind == "asyncio":
@@ -93,14 +110,14 @@ def serve(kind: str) -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, stop.set)
-            loop.add_reader(sys.stdin.fileno(), lambda: os.read(sys.stdin.fileno(), 1) or stop.set())
-            _announce(server.address[1])  # type: ignore[index]
+            loop.add_reader(sys.stdin.fileno(), _on_stdin_eof(stop.set))
+            _announce(server.address)
             await stop.wait()
             await server.shutdown(timeout=2)
 
         asyncio.run(main())
     elif kind == "trio":
-        import trio
+        import trio  # type: ignore[import-untyped,unused-ignore]
 
         from smtpproto.adapters.trio import TrioSMTPServer
 
@@ -108,7 +125,7 @@ def serve(kind: str) -> None:
             server = TrioSMTPServer(handler, port=0, settings=settings)
             async with trio.open_nursery() as nursery:
                 address = await nursery.start(server.serve)
-                _announce(address[1])
+                _announce(address)
                 with trio.open_signal_receiver(signal.SIGTERM) as signals:
                     async for _ in signals:
                         break
@@ -132,8 +149,8 @@ def _serve_aiosmtpd() -> None:
         )
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_reader(sys.stdin.fileno(), lambda: os.read(sys.stdin.fileno(), 1) or stop.set())
-        _announce(server.sockets[0].getsockname()[1])
+        loop.add_reader(sys.stdin.fileno(), _on_stdin_eof(stop.set))
+        _announce(server.sockets[0].getsockname())
         await stop.wait()
         server.close()
 
