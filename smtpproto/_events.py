@@ -67,10 +67,10 @@ class Command(Event):
     verb: str = ""
 
 
-def _check_text(value: str, what: str, *, allow_space: bool = True) -> None:
+def _check_text(value: str, what: str, *, allow_space: bool = True, allow_tab: bool = False) -> None:
     if not isinstance(value, str):
         raise LocalProtocolError(f"{what} must be str, not {type(value).__name__}")
-    if has_controls(value):
+    if has_controls(value.replace("\t", " ") if allow_tab else value):
         raise LocalProtocolError(f"{what} contains a control character: {value!r}")
     if not allow_space and " " in value:
         raise LocalProtocolError(f"{what} contains a space: {value!r}")
@@ -115,7 +115,8 @@ class Reply(Event):
         if not lines:
             lines = ("",)
         for line in lines:
-            _check_text(line, "reply text")
+            # RFC 5321 §4.2: textstring = 1*(%d09 / %d32-126): HT is allowed.
+            _check_text(line, "reply text", allow_tab=True)
         if self.enhanced_status is None:
             # Text that starts like an enhanced status code is one, as the
             # receiving side will read it: normalise now so that what is sent

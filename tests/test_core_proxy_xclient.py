@@ -224,3 +224,18 @@ def test_no_enhanced_status_without_the_keyword() -> None:
     p.client_send(Mail(reverse_path="a@x.example"))
     p.server_events()
     assert p.server_send(Reply(code=250, lines=["Ok"])) == b"250 Ok\r\n"
+
+
+def test_reply_text_may_hold_a_tab() -> None:
+    """RFC 5321 §4.2 textstring = 1*(%d09 / %d32-126): a received reply with a
+    tab is a Reply (found by the fuzz target fuzz_client), and one we send may
+    hold one; other controls stay refused."""
+    from smtpproto import LocalProtocolError, NEED_DATA
+
+    client = Connection(Role.CLIENT)
+    client.receive_data(b"220 mx\tESMTP\r\n")
+    assert client.next_event() == Reply(code=220, lines=["mx\tESMTP"])
+    assert client.next_event() is NEED_DATA
+    assert Connection(Role.SERVER).send(Reply(code=220, lines=["a\tb"])) == b"220 a\tb\r\n"
+    with pytest.raises(LocalProtocolError):
+        Reply(code=250, lines=["a\x0bb"])
