@@ -141,7 +141,6 @@ class Connection:
         self._state = State.GREETING
         self._buf = ReceiveBuffer()
         self._peer_closed = False
-        self._closed_event_sent = False
         self._tls_active = tls_active
         self._extensions = Capabilities()
         self._esmtp = False  # the session began with EHLO/LHLO (not HELO)
@@ -180,7 +179,6 @@ class Connection:
         self._junk = 0
         self._unknown = 0
         self._close_reason: RemoteProtocolError | None = None
-        self._sync_violation = False
         # An error found while producing an event: the event goes out first and
         # the error is raised by the next next_event(), so the events do not
         # depend on how TCP split the bytes (F-02).
@@ -349,7 +347,8 @@ class Connection:
                         _reply(554, "5.5.0", "Error: SMTP protocol synchronization"))
                 elif owed is not None and (type(owed) in GROUP_ENDERS or not self.pipelining) \
                         and self.config.enforce_pipelining_sync and not isinstance(owed, (EndOfMessage, Bdat)):
-                    self._sync_violation = True
+                    if self._deferred is None:
+                        self._deferred = _sync_error()
         elif self._state is State.TLS:
             self._fail(RemoteProtocolError("data received after the 220 reply to STARTTLS (T-06)"))
         elif not self._pending:
@@ -386,10 +385,6 @@ class Connection:
             self._fail(exc)
             self._close_reason = None
             raise
-
-    def _closed_event(self) -> NextEvent:
-        self._state = State.CLOSED if self._state is not State.ERROR else self._state
-        return ConnectionClosed()
 
     # ------------------------------------------------------------ client in
 
@@ -563,8 +558,6 @@ class Connection:
                     _reply(521, "5.5.1", "Protocol error"))
             if self.config.pregreet == "enforce":
                 self._pregreet_enforce = True
-        if self._sync_violation:
-            raise _sync_error()
         if self._eom_due:
             self._eom_due = False
             return self._end_of_content()

@@ -24,7 +24,6 @@ __all__ = [
     "format_params",
     "has_controls",
     "has_bare_newline",
-    "is_ascii",
 ]
 
 
@@ -58,10 +57,6 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 def has_controls(text: str) -> bool:
     """True if ``text`` holds a C0 control character or DEL."""
     return _CONTROLS.search(text) is not None
-
-
-def is_ascii(text: str) -> bool:
-    return text.isascii()
 
 
 # Every octet but CR and LF, for bytes.translate's delete argument.
