@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 try:
     from hypothesis import strategies as st
@@ -80,6 +80,8 @@ __all__ = [
     "enhanced_status_codes",
     "esmtp_params",
     "fuzz_client",
+    "fuzz_message",
+    "fuzz_message_roundtrip",
     "fuzz_server",
     "expected_content",
     "hostile_inputs",
@@ -671,6 +673,10 @@ def replay_hostile(sock: socket.socket, hostile: Hostile, *, timeout: float = 5.
 # ---------------------------------------------------------------- fuzz targets
 
 
+if TYPE_CHECKING:
+    from .message import Message as _Message
+
+
 class InvariantError(AssertionError):
     """A fuzz target found the core breaking one of its promises."""
 
@@ -796,6 +802,94 @@ def fuzz_client(data: bytes) -> None:
                     sent += 1
                 except LocalProtocolError:
                     script.clear()
+
+
+def _message_shape(msg: "_Message") -> list[tuple[str, int, str | None, str | None]]:
+    """What a reparse must reproduce: per part, the content type, the number
+    of children, the decoded subject and the filename."""
+    return [(p.content_type, len(p.parts), p.get("subject"), p.filename) for p in msg.walk()]
+
+
+def fuzz_message(data: bytes) -> None:
+    """Fuzz target for the message parser (atheris-style).
+
+    ``data`` is parsed whole and, split at a size taken from its first byte,
+    through :class:`~smtpproto.message.MessageParser`.  Checked: ``parse``
+    never raises; ``to_bytes()`` returns ``data`` exactly, for both; the
+    streamed parse has the same part tree; every view (headers, addresses,
+    dates, message ids, Received, List-*, parameters, ``decoded_body``,
+    ``text``, the RFC 8621 body lists, ``check``) runs without an exception
+    and returns the documented types.  Raises :class:`InvariantError`
+    otherwise (any other exception is a bug too)."""
+    from .message import MessageParser, parse
+
+    msg = parse(data)
+    if msg.to_bytes() != data:
+        raise InvariantError("to_bytes() differs from the input")
+    chunk = 1 + (data[0] if data else 0) * 13
+    parser = MessageParser()
+    for start in range(0, len(data), chunk):
+        parser.feed(data[start:start + chunk])
+    streamed = parser.close()
+    if streamed.to_bytes() != data:
+        raise InvariantError("streamed to_bytes() differs from the input")
+    if _message_shape(streamed) != _message_shape(msg):
+        raise InvariantError("streamed parse gives another part tree")
+    for part in msg.walk():
+        for h in part.headers:
+            if not isinstance(h.value, str) or not isinstance(h.raw, bytes):
+                raise InvariantError("header view of the wrong type")
+        part.params
+        part.disposition_params
+        part.is_attachment
+        if not isinstance(part.decoded_body(), bytes) or not isinstance(part.text(), str):
+            raise InvariantError("body view of the wrong type")
+        for name in ("From", "To", "Cc", "Reply-To"):
+            part.addresses(name)
+        part.date()
+        part.message_ids("Message-ID")
+        part.message_ids("References")
+        part.received()
+        part.list_header("List-Unsubscribe")
+        part.list_id()
+        part.preamble
+        part.epilogue
+    msg.text_body
+    msg.html_body
+    msg.attachments
+    msg.check()
+    if msg.to_bytes() != data:
+        raise InvariantError("a view changed the bytes")
+
+
+def fuzz_message_roundtrip(data: bytes) -> None:
+    """Fuzz target for parse → serialize → parse (atheris-style).
+
+    Checked: ``parse(parse(data).to_bytes())`` has the same part tree,
+    subjects and filenames; after adding a header (``X-Fuzz``), replacing
+    ``Subject`` and serializing, the reparse shows the new values, keeps
+    every other part's bytes unchanged, and ``to_bytes()`` of that reparse
+    is a fixed point.  Raises :class:`InvariantError` otherwise."""
+    from .message import parse
+
+    msg = parse(data)
+    again = parse(msg.to_bytes())
+    if _message_shape(again) != _message_shape(msg):
+        raise InvariantError("reparse gives another part tree")
+    subject = "fuzz \u00e9 " + str(len(data))
+    edited = parse(data)
+    edited["X-Fuzz"] = "1"
+    edited["Subject"] = subject
+    out = edited.to_bytes()
+    back = parse(out)
+    if back.get("x-fuzz") != "1" or back.get("subject") != subject:
+        raise InvariantError("an edited header did not survive serialization")
+    if back.to_bytes() != out:
+        raise InvariantError("serialization of the edited message is not a fixed point")
+    before = [p.to_bytes() for p in msg.walk()][1:]
+    after = [p.to_bytes() for p in back.walk()][1:]
+    if before != after:
+        raise InvariantError("editing the top header changed a part's bytes")
 
 
 def mutated(hostile: st.SearchStrategy[Hostile]) -> st.SearchStrategy[Hostile]:

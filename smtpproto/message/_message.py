@@ -575,6 +575,11 @@ class Message:
                 if i + 1 < len(fields) and not raw.endswith(b"\n"):
                     head += b"\r\n"
             sep = bytes(src[self._hdr_end:self._body_start])
+            if not sep and self._body_start < self._end:
+                # The source had no blank line (a cut-off header section or a
+                # non-field line ended it).  Without one, body lines starting
+                # with SP/HT would fold into the field we just wrote.
+                sep = b"\r\n"
             if fields and not head.endswith(b"\n") and sep:
                 head += b"\r\n"
             head += sep
