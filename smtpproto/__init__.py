@@ -4,7 +4,7 @@ Bytes in, events out; events in, bytes out.  See ``docs/`` for the concepts.
 """
 
 from ._config import Config, NewlinePolicy, PregreetPolicy, ProxyProtocol
-from ._connection import NEED_DATA, PAUSED, Connection, Deadline, Role
+from ._connection import NEED_DATA, PAUSED, Connection, Deadline, RawBytes, Role
 from ._errors import LocalProtocolError, RemoteProtocolError, SMTPProtocolError, TLSRequiredError
 from ._events import (
     Auth,
@@ -106,6 +106,7 @@ __all__ = [
     "ProxyProtocolError",
     "Quit",
     "Rcpt",
+    "RawBytes",
     "RcptParams",
     "RemoteProtocolError",
     "Reply",

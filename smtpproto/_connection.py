@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Union
 
 from ._config import Config
@@ -57,7 +57,7 @@ from ._syntax import AddressLimits, SyntaxProblem, check_domain_or_literal, chec
 from ._writers import DataWriter, format_auth_response, format_command
 from .proxy import ProxyHeader, ProxyProtocolError, parse_proxy_header
 
-__all__ = ["Role", "Connection", "NEED_DATA", "PAUSED", "Deadline"]
+__all__ = ["Role", "Connection", "NEED_DATA", "PAUSED", "Deadline", "RawBytes"]
 
 
 class Role(enum.Enum):
@@ -98,6 +98,21 @@ class Deadline:
     min_rate: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RawBytes(Event):
+    """Bytes a client wrote with :meth:`Connection.send_raw_unchecked`.
+
+    It is the :attr:`Reply.command` of every reply paired with those bytes, so
+    a fuzzer can tell the replies to its raw sends from the others.
+    """
+
+    data: bytes = field(repr=False)
+
+    def __repr__(self) -> str:
+        shown = self.data if len(self.data) <= 40 else self.data[:37] + b"..."
+        return f"RawBytes({shown!r}, {len(self.data)} octets)"
+
+
 # Commands that count as "junk" (Postfix smtpd_junk_command_limit).
 _JUNK = (Noop, Rset, Vrfy, Expn, Help)
 
@@ -130,9 +145,12 @@ class Connection:
     :param config: limits and policies; ``Config()`` when omitted.
     :param tls_active: the transport is already encrypted (implicit TLS, RFC
         8314), so STARTTLS is not offered and TLS-only rules are satisfied.
+    :param allow_raw_unchecked: enable :meth:`send_raw_unchecked` (for fuzzers
+        and test tools; off by default, and nothing else turns it on).
     """
 
-    def __init__(self, our_role: Role, config: Config | None = None, *, tls_active: bool = False) -> None:
+    def __init__(self, our_role: Role, config: Config | None = None, *, tls_active: bool = False,
+                 allow_raw_unchecked: bool = False) -> None:
         if not isinstance(our_role, Role):
             raise TypeError("our_role must be Role.CLIENT or Role.SERVER")
         self.our_role = our_role
@@ -192,6 +210,7 @@ class Connection:
         self._pregreet_enforce = False
         self._proxy: ProxyHeader | None = None
         self._proxy_pending = our_role is Role.SERVER and self.config.proxy_protocol != "off"
+        self._allow_raw = allow_raw_unchecked is True
 
     # ------------------------------------------------------------ properties
 
@@ -442,6 +461,12 @@ class Connection:
                 self._state = State.CLOSED
                 return Reply(code=code, lines=texts, enhanced_status=enhanced)
             raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
+        raw = self._pending[0][0]
+        if isinstance(raw, RawBytes):
+            # Raw mode: paired and reported, never checked against or applied to
+            # the session state (see send_raw_unchecked).
+            self._pending.popleft()
+            return Reply(code=code, lines=texts, enhanced_status=enhanced, command=raw)
         cmd, ctype = self._pending.popleft()
         assert ctype is not None
         command = cmd if isinstance(cmd, (Command, EndOfMessage, AuthResponse)) else None
@@ -923,6 +948,53 @@ class Connection:
         if self.our_role is Role.SERVER:
             return self._server_send(event)
         return self._client_send(event)
+
+    def send_raw_unchecked(self, data: bytes, *, expect_replies: int = 0) -> bytes:
+        """``data`` as it is, for the wire: no syntax, sequence or limit check.
+
+        For fuzzers and test tools that must put malformed bytes or
+        out-of-sequence commands in front of a peer.  Only available when the
+        connection was created with ``allow_raw_unchecked=True``; otherwise it
+        raises :class:`LocalProtocolError`.
+
+        A raw send never changes the session: :attr:`state`,
+        :attr:`our_state`, :attr:`extensions`, the transaction and any content
+        in progress stay as the checked events left them, and later
+        :meth:`send` calls are checked against that state only.
+
+        Client: ``expect_replies`` is how many replies the peer owes for these
+        bytes.  They are queued behind the commands already pending, so replies
+        stay paired in order (pipelining checks see them as pending); each
+        arrives as a :class:`Reply` whose ``command`` is a :class:`RawBytes`,
+        with any code, and drives no transition (a 354 starts no content, a
+        220 no TLS hand-over, a 421 closes nothing: the end of the stream
+        does).  A reply beyond what is expected is refused as unsolicited
+        (T-11), as always.  Server: ``expect_replies`` must be 0; the bytes
+        answer nothing, so :attr:`reply_owed` is unchanged.
+
+        To make the state machine believe something other than what goes on the
+        wire, call :meth:`send` too and do not write its bytes.
+        """
+        if not self._allow_raw:
+            raise LocalProtocolError(
+                "raw mode is off: create the Connection with allow_raw_unchecked=True to use send_raw_unchecked")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("send_raw_unchecked takes bytes")
+        if isinstance(expect_replies, bool) or not isinstance(expect_replies, int) or expect_replies < 0:
+            raise ValueError(f"expect_replies must be an int >= 0, not {expect_replies!r}")
+        out = bytes(data)
+        if not expect_replies:
+            return out
+        if self.our_role is Role.SERVER:
+            raise LocalProtocolError("a server expects no replies (expect_replies must be 0)")
+        if self._state in (State.CLOSED, State.ERROR):
+            raise LocalProtocolError(f"no replies can be read in state {self._state.name}")
+        if not self._pending and (self._buf or self._reply_lines):
+            self._stray = True  # they arrived before these bytes were sent (T-11)
+        marker = RawBytes(data=out)
+        for _ in range(expect_replies):
+            self._pending.append((marker, None))
+        return out
 
     def send_failed(self) -> None:
         """Tell the connection that writing failed: it moves to ``ERROR``."""
