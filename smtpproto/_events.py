@@ -109,6 +109,27 @@ class Reply(Event):
     recipient: "Rcpt | None" = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Servers send the same few replies and clients receive them again and
+        # again: a reply equal to one already validated takes its checked,
+        # normalised form from a small table instead of being checked anew.
+        key = None
+        if type(self.code) is int and type(self.lines) in (tuple, list):
+            try:
+                key = (self.code, tuple(self.lines), self.enhanced_status)
+                seen = _REPLIES_SEEN.get(key)
+            except TypeError:  # an unhashable line: _validate says what is wrong
+                key = seen = None
+            if seen is not None:
+                object.__setattr__(self, "enhanced_status", seen[0])
+                object.__setattr__(self, "lines", seen[1])
+                return
+        self._validate()
+        if key is not None:
+            if len(_REPLIES_SEEN) >= _REPLIES_SEEN_MAX:
+                _REPLIES_SEEN.clear()
+            _REPLIES_SEEN[key] = (self.enhanced_status, tuple(self.lines))
+
+    def _validate(self) -> None:
         if isinstance(self.code, bool) or not isinstance(self.code, int) or not 200 <= self.code <= 599:
             raise LocalProtocolError(f"reply code must be an int from 200 to 599, not {self.code!r}")
         lines = (self.lines,) if isinstance(self.lines, str) else tuple(self.lines)
@@ -151,6 +172,12 @@ class Reply(Event):
     def is_permanent(self) -> bool:
         """5xx."""
         return self.code >= 500
+
+
+# (code, lines as given, enhanced_status as given) -> (enhanced_status, lines)
+# of replies that passed validation; emptied when full.
+_REPLIES_SEEN: dict[tuple[int, tuple[str, ...], str | None], tuple[str | None, tuple[str, ...]]] = {}
+_REPLIES_SEEN_MAX = 512
 
 
 def split_enhanced(code: int, texts: Sequence[str]) -> tuple[str | None, tuple[str, ...]]:

@@ -64,6 +64,11 @@ class State(enum.Enum):
     #: A protocol error; nothing more can happen.
     ERROR = "ERROR"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is a
+    # Python-level function, and states key the transition tables looked up
+    # for every command and reply.
+    __hash__ = object.__hash__
+
 
 class Greeting:
     """Stands for the greeting in the tables: the reply nobody asked for."""

@@ -153,6 +153,24 @@ def check_mailbox(
 ) -> None:
     """Raise :class:`SyntaxProblem` unless ``text`` is an RFC 5321 ``Mailbox``
     (``Local-part "@" (Domain / address-literal)``) within ``limits``."""
+    key = (text, utf8, limits)
+    if key in _MAILBOXES_SEEN:
+        return
+    _check_mailbox(text, utf8, limits)
+    if len(_MAILBOXES_SEEN) >= _MAILBOXES_SEEN_MAX:
+        _MAILBOXES_SEEN.clear()
+    _MAILBOXES_SEEN[key] = None
+
+
+# Mailboxes that passed, by (text, utf8, limits): a client sends the same
+# sender for every message and both roles check each path on construction
+# and again against the session, so most checks repeat one already made.
+# Only successes are kept, and the table is emptied when full.
+_MAILBOXES_SEEN: dict[tuple[str, bool, AddressLimits], None] = {}
+_MAILBOXES_SEEN_MAX = 1024
+
+
+def _check_mailbox(text: str, utf8: bool, limits: AddressLimits) -> None:
     if has_controls(text):
         raise SyntaxProblem("control character in address")
     if not utf8 and not text.isascii():
