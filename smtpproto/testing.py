@@ -7,13 +7,15 @@ Two families:
 
 * **valid** values, which every conforming peer must accept: domains,
   addresses (ASCII and SMTPUTF8), ESMTP parameters, every command event,
-  replies, message bodies that stress dot-stuffing and line endings, and whole
-  client sessions (:func:`transcripts`);
+  replies, message bodies that stress dot-stuffing and line endings, whole
+  client sessions (:func:`transcripts`) and MIME messages made by the codec's
+  builder (:func:`mime_messages`, :func:`built_messages`);
 * **hostile** inputs (:class:`Hostile`), the byte sequences of
   SECURITY-CASES.md (fake end-of-data sequences, content pipelined behind
   ``DATA``, bytes behind ``STARTTLS``, bare CR/LF in commands, over-long lines)
   and their :func:`mutations`, each with the normal commands that must precede
-  it, so they can be fed to a sans-I/O connection or written to a socket.
+  it, so they can be fed to a sans-I/O connection or written to a socket; and
+  malformed MIME messages (:func:`hostile_mime`).
 
 :func:`replay` plays a transcript against a live server over a socket through
 the core client :class:`~smtpproto.Connection`.
@@ -21,8 +23,10 @@ the core client :class:`~smtpproto.Connection`.
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Sequence
 
 try:
@@ -59,6 +63,11 @@ from ._events import (
     Xforward,
 )
 
+if TYPE_CHECKING:
+    from .message import Attachment as _Attachment
+    from .message import Limits as _Limits
+    from .message import Message as _Message
+
 __all__ = [
     "DATA_PREFIX",
     "EHLO_PREFIX",
@@ -69,10 +78,12 @@ __all__ = [
     "ReplayResult",
     "Transaction",
     "Transcript",
+    "BuiltMessage",
     "address_literals",
     "addresses",
     "auth_responses",
     "bare_newline_commands",
+    "built_messages",
     "chunkings",
     "commands",
     "domains",
@@ -85,9 +96,11 @@ __all__ = [
     "fuzz_server",
     "expected_content",
     "hostile_inputs",
+    "hostile_mime",
     "local_parts",
     "long_command_lines",
     "message_bodies",
+    "mime_messages",
     "mutated",
     "mutations",
     "pipelining_after_data",
@@ -670,11 +683,402 @@ def replay_hostile(sock: socket.socket, hostile: Hostile, *, timeout: float = 5.
     return HostileResult([(r.code, r.text) for r in seen], s.closed)
 
 
+# ---------------------------------------------------------------- MIME messages
+
+
+@dataclass(frozen=True)
+class BuiltMessage:
+    """A message made by the codec's builder from generated values (see
+    :func:`built_messages`).  ``data`` holds its bytes; the other fields hold
+    what went in, so they are what a parser must give back: the subject (less
+    leading and trailing white space), the text and HTML with every line
+    ending made CRLF, each attachment's bytes and filename."""
+
+    data: bytes
+    subject: str | None
+    text: str | None
+    html: str | None
+    attachments: tuple[_Attachment, ...]
+    inline: tuple[_Attachment, ...]
+    smtputf8: bool
+    #: The generated messages inside the ``message/rfc822`` attachments, in
+    #: the order of those attachments.
+    nested: tuple[BuiltMessage, ...] = ()
+
+    def message(self) -> _Message:
+        """``data`` parsed with :func:`smtpproto.message.parse`."""
+        from .message import parse
+
+        return parse(self.data)
+
+
+# Pieces of body text that stress encoders and parsers: every line ending,
+# dots and "From " at line starts, QP's "=", things that look like encoded
+# words or boundaries, trailing white space, NUL and form feed, characters
+# from one to four UTF-8 octets, and one line too long for 7bit/8bit.
+_TEXT_PIECES = ["\r\n", "\n", "\r", "\r\n.\r\n", ".", "..", "From ", " ", "\t", " \r\n", "=", "=\r\n",
+                "=?utf-8?q?x?=", "--=_", "--", "é", "€", "日本語", "\U0001f600", "\x00", "\x0c",
+                "L" * 1000]
+# Header text pieces: RFC 2047 look-alikes, quotes and specials, tabs, long words.
+_HEADER_PIECES = ["=?utf-8?q?a?=", "=?", "?=", '"', "\\", ",", ";", ":", "<x@y>", "(", ")", "\t",
+                  "  ", "é", "日本", "\U0001f600", "W" * 90]
+_MAILBOXES = ["a@x.example", "first.last+tag@sub.y.example", '"quoted local"@x.example', '"a\\"b"@x.example',
+              "o'brien@x.example", "p@[192.0.2.7]", "q@[IPv6:2001:db8::1]", "UPPER@X.EXAMPLE"]
+_UTF8_MAILBOXES = ["jösé@x.example", "用户@例子.example", "a@bücher.example"]
+_PART_TYPES = ["application/octet-stream", "application/pdf", "application/x-vnd.fuzz+json", "image/png",
+               "image/jpeg", "audio/ogg", "video/mp4", "text/plain", "text/csv", "text/html", "font/woff2"]
+
+
+def _header_text(min_size: int = 0) -> st.SearchStrategy[str]:
+    chars = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=min_size, max_size=8)
+    return st.lists(st.one_of(st.sampled_from(_HEADER_PIECES), chars), min_size=1, max_size=4).map("".join)
+
+
+@dataclass(frozen=True)
+class _MimeValues:
+    text: st.SearchStrategy[str | None]
+    html: st.SearchStrategy[str | None]
+    subject: st.SearchStrategy[str | None]
+    attachments: st.SearchStrategy[list[_Attachment]]
+    inline: st.SearchStrategy[list[_Attachment]]
+    people: st.SearchStrategy[list[tuple[str, str]]]
+    date: st.SearchStrategy[datetime | None]
+    headers: st.SearchStrategy[list[tuple[str, str]]]
+
+
+@functools.lru_cache(maxsize=None)
+def _mime_values(utf8: bool) -> _MimeValues:
+    # Built once per flavour: making these strategies afresh for every
+    # example costs more than drawing from them.
+    from datetime import timedelta, timezone
+
+    from .message import Attachment
+
+    text_chars = st.text(st.characters(blacklist_categories=["Cs"]), max_size=8)
+    body = st.lists(st.one_of(st.sampled_from(_TEXT_PIECES), text_chars), max_size=12).map("".join)
+    filename = st.one_of(
+        st.none(), _header_text(1).filter(lambda s: s.strip() != ""),
+        st.sampled_from(["report.pdf", "photo.JPG", "../../etc/passwd", 'a;b".txt', "résumé.docx",
+                         "日本語のファイル名.txt", "x" * 200 + ".bin"]))
+    data = st.one_of(st.binary(max_size=200), body.map(lambda t: t.encode("utf-8")),
+                     st.sampled_from([b"", b"\r\n.\r\n", b"--=_\r\n", b"\xff" * 80, bytes(range(256))]))
+
+    def attachment(inline: bool) -> st.SearchStrategy[_Attachment]:
+        cid = st.from_regex(r"[A-Za-z0-9._-]{1,12}@[a-z]{1,6}\.example", fullmatch=True)
+        return st.builds(
+            Attachment, data=data, filename=filename, content_type=st.one_of(st.none(), st.sampled_from(_PART_TYPES)),
+            content_id=cid if inline else st.none(), inline=st.just(True) if inline else st.booleans(),
+            params=st.sampled_from([{}, {"charset": "utf-8"}, {"x-note": 'é ;"q"'}]),
+            headers=st.sampled_from([(), (("Content-Description", "a part é"),)]))
+
+    # A fixed set of mailboxes: addresses() is thorough but slow, and here the
+    # display names are what stresses the header writer and parsers.
+    mailbox = st.sampled_from(_MAILBOXES + (_UTF8_MAILBOXES if utf8 else []))
+    person = st.tuples(st.one_of(st.just(""), _header_text()), mailbox)
+    zone = st.integers(-720, 840).map(lambda m: timezone(timedelta(minutes=m)))
+    return _MimeValues(
+        text=st.one_of(st.none(), body),
+        html=st.one_of(st.none(), body.map(lambda t: f"<p>{t}</p>")),
+        subject=st.one_of(st.none(), _header_text()),
+        attachments=st.lists(attachment(False), max_size=2),
+        inline=st.lists(attachment(True), max_size=2),
+        people=st.lists(person, min_size=1, max_size=3),
+        date=st.one_of(st.none(), st.builds(lambda d, z: d.replace(tzinfo=z),
+                                            st.datetimes(datetime(1970, 1, 2), datetime(2100, 1, 1)), zone)),
+        headers=st.lists(st.tuples(st.sampled_from(["X-Fuzz", "Comments", "Keywords"]), _header_text()),
+                         max_size=2),
+    )
+
+
+@st.composite
+def _built(draw: st.DrawFn, smtputf8: bool | None, binary: bool, depth: int) -> BuiltMessage:
+    from hypothesis import reject
+
+    from .message import Attachment, BuildError, HeaderError, build_bytes
+
+    utf8 = draw(st.booleans()) if smtputf8 is None else smtputf8
+    v = _mime_values(utf8)
+    subject, text, html = draw(v.subject), draw(v.text), draw(v.html)
+    attachments, inline = draw(v.attachments), draw(v.inline)
+    nested: list[BuiltMessage] = []
+    if depth > 0 and draw(st.integers(0, 2)) == 0:
+        # message/rfc822 content must be 7bit unless 8bit is allowed (RFC 2046
+        # §5.2.1): an SMTPUTF8 inner message only inside an SMTPUTF8 one.
+        inner = draw(_built(draw(st.booleans()) if utf8 else False, False, depth - 1))
+        nested.append(inner)
+        attachments.append(Attachment(inner.data, filename=draw(st.sampled_from([None, "fwd.eml"])),
+                                      content_type="message/rfc822"))
+    people, when = draw(v.people), draw(v.date)
+    try:
+        data = build_bytes(
+            from_=people[:1], to=people[1:], subject=subject, text=text, html=html,
+            attachments=attachments, inline=inline, headers=draw(v.headers), date=when,
+            message_id=draw(st.sampled_from([None, "<fuzz.1@x.example>"])), smtputf8=utf8,
+            allow_binary=binary and draw(st.booleans()),
+            # A drawn seed keeps the boundaries (and so every example) reproducible.
+            seed=draw(st.integers(0, 2**32)))
+    except (BuildError, HeaderError):
+        reject()
+    return BuiltMessage(data, subject, text, html, tuple(attachments), tuple(inline), utf8, tuple(nested))
+
+
+def built_messages(*, smtputf8: bool | None = None, binary: bool = False,
+                   max_nesting: int = 2) -> st.SearchStrategy[BuiltMessage]:
+    """Valid MIME messages from :func:`smtpproto.message.build_bytes`, with
+    what went into them (:class:`BuiltMessage`): text and/or HTML (a
+    ``multipart/alternative`` when both), attachments of arbitrary bytes and
+    types, inline parts with Content-IDs (a ``multipart/related``), non-ASCII
+    subjects, display names and filenames (RFC 2047 / RFC 2231, or raw UTF-8
+    with ``smtputf8``), and up to ``max_nesting`` levels of attached
+    ``message/rfc822`` messages.  ``smtputf8=None`` draws both kinds;
+    ``binary=True`` lets parts use ``Content-Transfer-Encoding: binary``
+    (bare CR and LF, long lines: for BDAT with BINARYMIME only)."""
+    return _built(smtputf8, binary, max_nesting)
+
+
+def mime_messages(*, smtputf8: bool | None = None, binary: bool = False,
+                  max_nesting: int = 2) -> st.SearchStrategy[bytes]:
+    """The bytes of :func:`built_messages`: well-formed messages every MIME
+    parser should read the same way (CRLF, no line over 998 octets; 8bit
+    content and raw UTF-8 headers only with ``smtputf8``; binary parts only
+    with ``binary``).  ``mime_messages().map(smtpproto.message.parse)`` gives
+    ``Message`` objects."""
+    return built_messages(smtputf8=smtputf8, binary=binary, max_nesting=max_nesting).map(lambda b: b.data)
+
+
+# ---- hostile MIME
+
+
+def _multipart(boundary: bytes, parts: Sequence[bytes], *, subtype: bytes = b"mixed", preamble: bytes = b"",
+               epilogue: bytes = b"", close: bool = True, headers: bytes = b"") -> bytes:
+    body = preamble + b"".join(b"--" + boundary + b"\r\n" + p + b"\r\n" for p in parts)
+    if close:
+        body += b"--" + boundary + b"--\r\n" + epilogue
+    return (headers + b"Content-Type: multipart/" + subtype + b'; boundary="' + boundary + b'"\r\n\r\n' + body)
+
+
+def _leaf(body: bytes, ctype: bytes = b"text/plain", cte: bytes | None = None, extra: bytes = b"") -> bytes:
+    head = b"Content-Type: " + ctype + b"\r\n" + extra
+    if cte is not None:
+        head += b"Content-Transfer-Encoding: " + cte + b"\r\n"
+    return head + b"\r\n" + body
+
+
+_BOUNDARIES = [b"b", b"=_x", b"simple boundary", b"--", b"'()+_,-./:=?", b"B" * 70, b"b b"]
+
+
+@st.composite
+def _boundary_in_content(draw: st.DrawFn) -> bytes:
+    # Lines that are, or nearly are, a delimiter of this or the enclosing
+    # multipart: a parser must end a part only at "--" boundary [LWSP] CRLF.
+    b = draw(st.sampled_from(_BOUNDARIES))
+    traps = [b"--" + b + b"x", b"--" + b + b"--x", b"--" + b + b" \t", b" --" + b, b"x--" + b,
+             b"--" + b[:-1], b"--" + b + b"--", b"--" + b, b"Content-Type: text/html"]
+    def body() -> bytes:
+        return b"\r\n".join(draw(st.lists(st.one_of(st.sampled_from(traps), st.just(b"text")), max_size=5)))
+    parts = [_leaf(body()) for _ in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        # The inner boundary extends the outer one: "--bb" starts with "--b".
+        inner = b + draw(st.sampled_from([b"b", b"-", b"--", b" x"]))
+        parts.append(_multipart(inner, [_leaf(body()), _leaf(b"--" + b + b"\r\nnot a part")]))
+    return b"Subject: boundary traps\r\nMIME-Version: 1.0\r\n" + _multipart(
+        b, parts, preamble=body() + b"\r\n", epilogue=body())
+
+
+@st.composite
+def _overlong_lines(draw: st.DrawFn, limits: _Limits) -> bytes:
+    n = draw(st.sampled_from([998, 999, 1000, 1001, limits.max_boundary_line - 1, limits.max_boundary_line,
+                              limits.max_boundary_line + 1, 20_000]))
+    kind = draw(st.integers(0, 4))
+    if kind == 0:  # one unfoldable header line
+        return b"Subject: " + b"S" * n + b"\r\n\r\nbody\r\n"
+    if kind == 1:  # a header section around the size cap, folded or as one field
+        size = limits.max_header_bytes + draw(st.integers(-64, 64))
+        field = b"X-Big: " + b"v" * 70 + b"\r\n"
+        head = field * (size // len(field)) + b"X-End: " + b"e" * (size % len(field)) + b"\r\n"
+        return head + b"Subject: after the cap\r\n\r\nbody\r\n"
+    if kind == 2:  # a delimiter line padded with white space past the candidate limit
+        pad = b" " * (n - 3)
+        return _multipart(b"b", [_leaf(b"one")], preamble=b"--b" + pad + b"\r\n")
+    if kind == 3:  # a body line, encoded or not
+        cte = draw(st.sampled_from([None, b"quoted-printable", b"base64", b"8bit"]))
+        return b"MIME-Version: 1.0\r\n" + _leaf(b"A" * n + b"\r\nend\r\n", cte=cte)
+    return b"To: " + b", ".join([b"a@x.example"] * (n // 13)) + b"\r\n\r\n"
+
+
+@st.composite
+def _broken_boundaries(draw: st.DrawFn) -> bytes:
+    b = draw(st.sampled_from(_BOUNDARIES[:4]))
+    one, two = _leaf(b"first"), _leaf(b"second", b"text/html")
+    kind = draw(st.integers(0, 9))
+    if kind == 0:  # no boundary parameter
+        return b"Content-Type: multipart/mixed\r\n\r\n--b\r\n" + one + b"\r\n--b--\r\n"
+    if kind == 1:  # empty boundary
+        return b'Content-Type: multipart/mixed; boundary=""\r\n\r\n--\r\n' + one + b"\r\n----\r\n"
+    if kind == 2:  # two boundary parameters
+        return (b"Content-Type: multipart/mixed; boundary=a; boundary=" + b + b"\r\n\r\n--a\r\n" + one
+                + b"\r\n--" + b + b"\r\n" + two + b"\r\n--a--\r\n--" + b + b"--\r\n")
+    if kind == 3:  # never closed
+        return _multipart(b, [one, two], close=False)
+    if kind == 4:  # closed twice, with a part between the closings
+        return _multipart(b, [one], epilogue=b"--" + b + b"\r\n" + two + b"\r\n--" + b + b"--\r\n")
+    if kind == 5:  # only a closing delimiter
+        return b'Content-Type: multipart/mixed; boundary="' + b + b'"\r\n\r\n' + one + b"\r\n--" + b + b"--\r\n"
+    if kind == 6:  # an inner multipart that reuses the outer boundary
+        return _multipart(b, [_multipart(b, [one, two]), one])
+    if kind == 7:  # delimiters ended by a bare LF or CR
+        end = draw(st.sampled_from([b"\n", b"\r"]))
+        return _multipart(b, [one, two]).replace(b"--" + b + b"\r\n", b"--" + b + end)
+    if kind == 8:  # a second Content-Type that disagrees with the first
+        return b"Content-Type: text/plain\r\n" + _multipart(b, [one, two])
+    return _multipart(b, [one, two], subtype=draw(st.sampled_from([b"digest", b"alternative", b"related",
+                                                                    b"x-unknown", b""])))
+
+
+_BAD_BASE64 = [b"aGVsbG8", b"aGVsbG8===", b"aGV sbG8=\r\n", b"aGVs\r\nbG8=\r\nextra", b"!!!!", b"aGVsbG8=aGVsbG8=",
+               b"\xff\xfe\x00", b"=", b"a", b"aGVsbG8=\r\n--", b"QUJD" * 300]
+_BAD_QP = [b"=ZZ", b"=e9", b"caf=C3=A9=", b"soft=\r\nbreak=", b"=\r", b"trailing   \r\nx", b"=0D=0A.=0D=0A",
+           b"a=\nb", b"=3", b"Q" * 2000, b"\xe9 raw 8-bit"]
+
+
+@st.composite
+def _bad_transfer_encoding(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        return b"MIME-Version: 1.0\r\n" + _leaf(draw(st.sampled_from(_BAD_BASE64)),
+                                                 draw(st.sampled_from([b"text/plain; charset=utf-8",
+                                                                       b"application/pdf"])), b"base64")
+    if kind == 1:
+        return b"MIME-Version: 1.0\r\n" + _leaf(draw(st.sampled_from(_BAD_QP)), b"text/plain; charset=utf-8",
+                                                 b"quoted-printable")
+    if kind == 2:  # unknown, misspelled or doubled encodings
+        cte = draw(st.sampled_from([b"x-uuencode", b"Base64 (comment)", b"quoted-printable\r\n"
+                                    b"Content-Transfer-Encoding: base64", b"7bit", b"binary", b""]))
+        return _leaf(b"aGVsbG8=\r\n\xe9\r\n", cte=cte)
+    if kind == 3:  # an encoded multipart (RFC 2045 §6.4 forbids it)
+        inner = _multipart(b"b", [_leaf(b"x")])
+        head, _, body = inner.partition(b"\r\n\r\n")
+        return head + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + _b64(body)
+    # message/rfc822 with an encoded body that is not a message
+    return _leaf(draw(st.sampled_from(_BAD_BASE64 + _BAD_QP)), b"message/rfc822",
+                 draw(st.sampled_from([b"base64", b"quoted-printable"])))
+
+
+def _b64(data: bytes) -> bytes:
+    import base64
+
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+@st.composite
+def _deep_nesting(draw: st.DrawFn, limits: _Limits) -> bytes:
+    # Depths and counts at and just past the parser's limits, where an
+    # off-by-one would show (and far past them, where recursion would).
+    depth = draw(st.sampled_from([limits.max_depth - 1, limits.max_depth, limits.max_depth + 1,
+                                  2 * limits.max_depth, 200]))
+    kind = draw(st.integers(0, 3))
+    if kind == 0:  # multiparts in multiparts
+        out = _leaf(b"core")
+        for i in range(depth):
+            out = _multipart(b"b%d" % i, [out])
+        return out
+    if kind == 1:  # message/rfc822 in message/rfc822, or alternating with multiparts
+        out = b"Subject: core\r\n\r\ncore\r\n"
+        for i in range(depth):
+            wrap = b"Content-Type: message/rfc822\r\n\r\n" + out
+            out = _multipart(b"m%d" % i, [wrap]) if draw(st.booleans()) else wrap
+        return out
+    if kind == 2:  # base64-encoded messages in encoded messages
+        out = b"Subject: core\r\n\r\ncore\r\n"
+        for _ in range(min(depth, limits.max_encoded_nesting + draw(st.integers(-1, 2)))):
+            out = _leaf(_b64(out), b"message/rfc822", b"base64")
+        return out
+    # many sibling parts around the part-count cap
+    count = limits.max_parts + draw(st.integers(-2, 2))
+    return _multipart(b"p", [b"\r\n" + str(i).encode() for i in range(count)])
+
+
+# A multi-byte character split across encoded words, folds inside words,
+# unterminated, mislabelled and nested words, language tags, bad base64.
+_ENCODED_WORDS = [
+    b"=?utf-8?q?caf=C3?=\r\n =?utf-8?q?=A9?=", b"=?utf-8?b?Y2Fm\r\n w6k=?=", b"=?utf-8?q?a\r\n b?=",
+    b"=?utf-8?q?abc?=\r\n\t=?iso-8859-1?q?=E9?=", b"=?utf-8*en?q?x?=", b"=?utf-8?x?abc?=", b"=?utf-8?q?abc",
+    b"=?utf-8?q?=3D=3Futf-8=3Fq=3Fx=3F=3D?=", b"=?utf-8?b?!!!?=", b"=?utf-8?b?YQ?=", b"=?utf-8?b?Y2Fm\r\n w6k?=", b"=?unknown-8?q?a?=", b"=??q?a?=",
+    b"a=?utf-8?q?b?=c", b"=?utf-8?q?" + b"=E2=82=AC" * 40 + b"?=", b"=?utf-16?b?2D3eAA==?=",
+    b"=?utf-8?q?x?= \r\n =?utf-8?q?y?=", b'"=?utf-8?q?quoted?=" <a@x.example>',
+]
+
+
+@st.composite
+def _split_encoded_words(draw: st.DrawFn) -> bytes:
+    word = draw(st.sampled_from(_ENCODED_WORDS))
+    field = draw(st.sampled_from([b"Subject", b"From", b"To", b"Comments", b"Content-Type"]))
+    if field == b"Content-Type":
+        return b'Content-Type: application/pdf; name="' + word + b'"\r\n\r\nx\r\n'
+    value = word if field not in (b"From", b"To") or b"<" in word else word + b" <a@x.example>"
+    return field + b": " + value + b"\r\n\r\nbody\r\n"
+
+
+@st.composite
+def _rfc2231_disorder(draw: st.DrawFn) -> bytes:
+    sections = [b"filename*0*=utf-8'en'caf%C3", b"filename*1*=%A9", b"filename*2=.txt"]
+    kind = draw(st.integers(0, 5))
+    if kind == 0:  # any order
+        sections = draw(st.permutations(sections))
+    elif kind == 1:  # a gap, a duplicate, or a missing first section
+        sections = draw(st.sampled_from([[sections[0], sections[2]], sections + [sections[1]], sections[1:]]))
+    elif kind == 2:  # charset in a later section, bad escapes, a plain and an extended value together
+        sections = draw(st.sampled_from([[b"filename*0=a", b"filename*1*=utf-8''%C3%A9"],
+                                         [b"filename*=utf-8''%ZZ%C3"], [b'filename="plain"',
+                                                                        b"filename*=utf-8''ext%C3%A9"]]))
+    elif kind == 3:  # section numbers a parser might trust
+        sections = [b"filename*99999999999999999999=x", b"filename*01=y", b"filename*-1=z", b"filename*0=w"]
+    elif kind == 4:  # very many sections
+        sections = [b"filename*%d=p" % i for i in draw(st.permutations(list(range(draw(st.integers(2, 600))))))]
+    else:  # an unknown charset and an empty one
+        sections = [draw(st.sampled_from([b"filename*=x-unknown''%E9", b"filename*=''%E9", b"filename*='"]))]
+    params = b";\r\n ".join(sections)
+    return (b"Content-Type: application/octet-stream; name*1=b; name*0=a\r\n"
+            b"Content-Disposition: attachment;\r\n " + params + b"\r\n\r\ndata\r\n")
+
+
+_INJECTIONS = [
+    b"Subject: =?utf-8?q?a=0D=0ABcc:_victim@x.example?=", b"Subject: =?utf-8?b?DQpCY2M6IHhAeS5leGFtcGxl?=",
+    b"Subject: a\rBcc: victim@x.example", b"Subject: a\nBcc: victim@x.example", b"Subject: a\x00b",
+    b"Subject : spaced name", b"Sub ject: bad name", b"\xc3\xa9: non-ASCII name", b"no colon at all",
+    b" a continuation first", b"To: a@x.example\r\n\r\nBcc: in the body",
+    b"From: \"a\r\n b\" <a@x.example>", b"Content-Type: text/plain\r\nContent-Type: multipart/mixed; boundary=b",
+    b"Content-Type: multipart/mixed; (boundary=x) boundary=b", b"Content-Type: text/plain; charset=utf-8; "
+    b"charset=iso-8859-1", b"Subject: \xc3\xa9 raw UTF-8 \xff",
+]
+
+
+@st.composite
+def _header_injection(draw: st.DrawFn) -> bytes:
+    lines = draw(st.lists(st.sampled_from(_INJECTIONS), min_size=1, max_size=3))
+    return b"\r\n".join(lines) + draw(st.sampled_from([b"\r\n\r\n--b\r\n\r\nbody\r\n--b--\r\n", b"\r\n", b""]))
+
+
+def hostile_mime(*, limits: _Limits | None = None) -> st.SearchStrategy[bytes]:
+    """Malformed and hostile messages: boundaries inside content (and an inner
+    boundary that extends the outer one), lines at and past 998 octets and
+    the parser's boundary-line and header-size limits, missing, empty,
+    duplicate and never-closed boundaries, bad base64 and quoted-printable,
+    nesting at and past ``limits`` (default :class:`smtpproto.message.Limits`),
+    encoded words split or broken across folds, RFC 2231 sections out of order
+    or duplicated, and header injection attempts; sometimes with LF line ends
+    or mutated further (:func:`mutations`).  A robust parser reads every one
+    without an exception and within its limits."""
+    from .message import Limits
+
+    lim = limits or Limits()
+    base = st.one_of(_boundary_in_content(), _overlong_lines(lim), _broken_boundaries(), _bad_transfer_encoding(),
+                     _deep_nesting(lim), _split_encoded_words(), _rfc2231_disorder(), _header_injection())
+    return st.one_of(base, base.map(lambda d: d.replace(b"\r\n", b"\n")),
+                     base.flatmap(lambda d: mutations(d) if len(d) < 5000 else st.just(d)))
+
+
 # ---------------------------------------------------------------- fuzz targets
-
-
-if TYPE_CHECKING:
-    from .message import Message as _Message
 
 
 class InvariantError(AssertionError):
@@ -869,19 +1273,24 @@ def fuzz_message_roundtrip(data: bytes) -> None:
     subjects and filenames; after adding a header (``X-Fuzz``), replacing
     ``Subject`` and serializing, the reparse shows the new values, keeps
     every other part's bytes unchanged, and ``to_bytes()`` of that reparse
-    is a fixed point.  Raises :class:`InvariantError` otherwise."""
-    from .message import parse
+    is a fixed point.  The edit is checked with a header-size cap
+    (``Limits.max_header_bytes``) above the input's size: fields added to a
+    header section at the default cap land past it and read back as body, as
+    documented.  Raises :class:`InvariantError` otherwise."""
+    from .message import Limits, parse
 
     msg = parse(data)
     again = parse(msg.to_bytes())
     if _message_shape(again) != _message_shape(msg):
         raise InvariantError("reparse gives another part tree")
     subject = "fuzz \u00e9 " + str(len(data))
-    edited = parse(data)
+    lim = Limits(max_header_bytes=max(Limits().max_header_bytes, len(data) + 1024))
+    msg = parse(data, limits=lim)
+    edited = parse(data, limits=lim)
     edited["X-Fuzz"] = "1"
     edited["Subject"] = subject
     out = edited.to_bytes()
-    back = parse(out)
+    back = parse(out, limits=lim)
     if back.get("x-fuzz") != "1" or back.get("subject") != subject:
         raise InvariantError("an edited header did not survive serialization")
     if back.to_bytes() != out:

@@ -579,8 +579,9 @@ def _address_units(name: str, addresses: Sequence[AddressInput], utf8: bool) -> 
 def _format_param(key: str, val: str, utf8: bool) -> str:
     check_field_name(key)
     _check_value(val)
-    if utf8 and not val.isascii():
-        # RFC 6532 §3.2 allows UTF-8 in a quoted-string.
+    if utf8 and not val.isascii() and "=?" not in val:
+        # RFC 6532 §3.2 allows UTF-8 in a quoted-string (but "=?" could read as
+        # an RFC 2047 word there: encode_param percent-encodes it).
         return f"{key}={_quote(val)}"
     from ._params import encode_param
 

@@ -294,15 +294,18 @@ def encode_param(name: str, value: str) -> str:
     """Format one MIME parameter ``name=value`` for a header (RFC 2045, RFC 2231).
 
     ASCII printable values become a token or a quoted-string; anything else
-    (non-ASCII, control characters including CR/LF/NUL, or values too long for
-    one line) uses RFC 2231 ``name*=utf-8''...`` percent-encoding, split into
+    (non-ASCII, control characters including CR/LF/NUL, ``=?`` which could
+    read as an RFC 2047 encoded-word, or values too long for one line) uses
+    RFC 2231 ``name*=utf-8''...`` percent-encoding, split into
     ``name*0*``, ``name*1*``... continuations joined by ``"; "`` so the header
     folder can break between them.  The result never contains CR, LF or NUL.
     """
     if not _is_token(name) or "*" in name or "'" in name or "%" in name:
         raise ValueError(f"invalid parameter name {name!r}")
     printable = all(32 <= ord(c) < 127 for c in value)
-    if printable and len(name) + len(value) < 70:
+    # Parsers (this one too) decode RFC 2047 words in plain values, so a value
+    # holding "=?" is percent-encoded to come back unchanged.
+    if printable and "=?" not in value and len(name) + len(value) < 70:
         if _is_token(value):
             return f"{name}={value}"
         return '{}="{}"'.format(name, value.replace("\\", "\\\\").replace('"', '\\"'))
