@@ -2,13 +2,15 @@
 
 * ``serve`` — a debugging SMTP/LMTP server (prints or stores what it receives);
 * ``send`` — send a message (implemented in ``smtpproto.adapters._cli_send``);
-* ``demo`` — a server and a client talking over loopback, with the transcript.
+* ``demo`` — a server and a client talking over loopback, with the transcript;
+* ``replay`` — play a recorded transcript to a server and compare the replies.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -59,6 +61,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     p.add_argument("--hostname", help="our name in the greeting and EHLO reply")
     p.add_argument("--verbose", "-v", action="store_true",
                    help="log sessions and the SMTP transcript (AUTH redacted) to standard error")
+    p.add_argument("--record", metavar="DIR",
+                   help="write each session to a transcript file in DIR (AUTH redacted; see 'replay')")
     return p
 
 
@@ -90,8 +94,14 @@ class _Setup:
             config = Config().replace(**changes)
         except ValueError as exc:
             raise CLIError(str(exc).replace("max_message_size", "--max-message-size")) from None
+        if args.record is not None:
+            try:
+                os.makedirs(args.record, exist_ok=True)
+            except OSError as exc:
+                raise CLIError(f"--record: cannot use {args.record} as a directory: {exc.strerror or exc}") from None
         try:
-            self.settings = ServerSettings(config=config, **({"hostname": args.hostname} if args.hostname else {}))
+            self.settings = ServerSettings(config=config, record=args.record,
+                                           **({"hostname": args.hostname} if args.hostname else {}))
         except ValueError as exc:
             raise CLIError(str(exc)) from None
         self.ssl_context: ssl.SSLContext | None = None
@@ -377,6 +387,61 @@ def run_demo(out: TextIO) -> int:
     return 0 if same else 1
 
 
+# ---------------------------------------------------------------- replay
+
+
+def cmd_replay(argv: Sequence[str]) -> int:
+    """``replay FILE HOST:PORT``: 0 when every reply code matches the
+    transcript, 1 when some differ, 2 on bad usage, an unreadable transcript
+    or an unreachable server."""
+    import json
+
+    from ._probe import parse_target
+    from .transcript import format_report, load_transcript, replay_transcript
+
+    p = _Parser(prog=f"{PROG} replay", description=(
+        "Play the client side of a transcript recorded with --record (or record=) to one server, "
+        "write by write, and compare its replies with the recorded ones. AUTH was redacted when "
+        "recording, so a recorded AUTH fails on replay."))
+    p.add_argument("transcript", metavar="FILE", help="the transcript (JSON lines)")
+    p.add_argument("target", metavar="HOST:PORT", help="the server to replay it to (port 25 if omitted)")
+    p.add_argument("--timeout", type=float, default=5.0, metavar="S",
+                   help="seconds to wait for the replies to each write (default 5)")
+    p.add_argument("--settle", type=float, default=0.3, metavar="S",
+                   help="seconds to listen after the last write (default 0.3)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = p.parse_args(list(argv))
+    try:
+        host, port = parse_target(args.target)
+    except ValueError as exc:
+        p.error(str(exc))
+    if not 0 < args.timeout <= 60 or not 0 <= args.settle <= 10:
+        p.error("--timeout must be in (0, 60] and --settle in [0, 10] seconds")
+    try:
+        recording = load_transcript(args.transcript)
+    except (OSError, ValueError) as exc:
+        print(f"{p.prog}: error: cannot read {args.transcript}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = replay_transcript((host, port), recording, timeout=args.timeout, settle=args.settle)
+    except OSError as exc:
+        print(f"{p.prog}: error: cannot connect to {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({
+            "target": report.target, "matches": report.matches, "closed": report.closed,
+            "recorded_closed": report.recorded_closed, "error": report.error,
+            "steps": [{"index": s.index, "sent": s.sent.decode("latin-1"), "starttls": s.starttls,
+                       "recorded": [str(r) for r in s.expected],
+                       "replayed": [f"{r.code} {' '.join(r.lines)}".rstrip() for r in s.replies],
+                       "matches": s.matches} for s in report.steps],
+        }, indent=2))
+    else:
+        print(f"smtpproto replay {args.transcript} to {host}:{port}")
+        print(format_report(report))
+    return 0 if report.matches else 1
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -387,6 +452,7 @@ commands:
   send    send a message
   demo    a server and a client talking over loopback, with the transcript
   probe   try the SECURITY-CASES protocol rows against a live server
+  replay  play a recorded transcript (serve/send --record) to a server
 
 '{PROG} <command> --help' describes each command's options.
 """
@@ -408,12 +474,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._probe import main as probe_main
 
         return probe_main(rest)
+    if command == "replay":
+        return cmd_replay(rest)
     if command in ("--version", "version"):
         from . import __version__
 
         print(f"smtpproto {__version__}")
         return 0
-    print(f"{PROG}: error: unknown command {command!r} (choose serve, send, demo or probe)", file=sys.stderr)
+    print(f"{PROG}: error: unknown command {command!r} (choose serve, send, demo, probe or replay)", file=sys.stderr)
     return 2
 
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Generator
 
 from .._config import Config
+from ..transcript import ServerRecordTarget
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -82,6 +83,7 @@ class AsyncSMTPServer:
         max_connections: int = 100,
         tls_handshake_timeout: float = 30.0,
         shutdown_grace: float = 5.0,
+        record: ServerRecordTarget | None = None,
     ) -> None:
         if implicit_tls and ssl_context is None:
             raise ValueError("implicit_tls needs an ssl_context")
@@ -90,6 +92,8 @@ class AsyncSMTPServer:
         settings = settings or ServerSettings()
         if config is not None:
             settings = replace(settings, config=config)
+        if record is not None:
+            settings = replace(settings, record=record)
         self.handler = handler
         self.settings = settings
         self.host = host

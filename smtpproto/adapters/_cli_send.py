@@ -5,7 +5,7 @@ sends it with the blocking :class:`~smtpproto.adapters.sockets.SMTPClient`, and
 prints one line per recipient.  Exit status: 0 when every recipient got the
 message, 1 when the server refused some or all of it or could not be reached,
 2 for bad options.  ``--verbose`` prints the transcript (AUTH redacted) on
-standard error.
+standard error; ``--record FILE`` writes it to a transcript file for ``replay``.
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="seconds to wait for the server at most, per step (default 60)")
     p.add_argument("--verbose", "-v", action="store_true", help="print the SMTP transcript on standard error")
+    p.add_argument("--record", metavar="FILE",
+                   help="write the session to a transcript file (AUTH redacted; see 'python -m smtpproto replay')")
     return p
 
 
@@ -162,6 +164,11 @@ def main_send(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO |
         if args.timeout <= 0:
             raise _UsageError("--timeout must be positive")
         host, port, unix = _split_server(args.server, tls=args.tls, lmtp=args.lmtp)
+        if args.record is not None:
+            try:
+                open(args.record, "w").close()  # fail now, not after connecting
+            except OSError as exc:
+                raise _UsageError(f"--record: {exc.strerror or exc}: {args.record}") from None
         message = _message(args)
     except _UsageError as exc:
         err.write(f"{PROG}: error: {exc} (see --help)\n")
@@ -182,6 +189,7 @@ def main_send(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO |
         timeout=args.timeout, connect_timeout=args.timeout,
         config=Config(allow_auth_without_tls=args.allow_plaintext_auth),
         transcript=transcript if args.verbose else None,
+        record=args.record,
     )
     to = list(args.to) or None
     try:

@@ -61,6 +61,7 @@ from .._extensions import Capabilities
 from .._state import State
 from .._syntax import SyntaxProblem, check_domain_or_literal
 from ..message import Message, envelope_from_headers, strip_bcc
+from ..transcript import REDACTED, RecordTarget, _client_tap, _SessionTap, redact_auth_line, redact_challenges
 
 __all__ = [
     "Write",
@@ -149,7 +150,8 @@ Flow = Generator[Action, Union[bytes, None], T]
 
 StartTLSMode = Literal["required", "opportunistic", "never"]
 #: ``transcript(direction, line)``: direction ``"C"`` for what we sent, ``"S"``
-#: for what the server said.  AUTH payloads are replaced by ``<redacted>``.
+#: for what the server said.  AUTH payloads are replaced by ``<redacted>``
+#: (:func:`smtpproto.transcript.redact_auth_line`).
 Transcript = Callable[[str, str], None]
 
 
@@ -544,6 +546,9 @@ class ClientOptions:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     config: Config = field(default_factory=Config)
     transcript: Transcript | None = None
+    #: Record the session to a transcript file (a path, written anew by each
+    #: session) or a :class:`~smtpproto.transcript.Recorder`; AUTH redacted.
+    record: RecordTarget | None = None
 
     def __post_init__(self) -> None:
         if self.starttls not in ("required", "opportunistic", "never"):
@@ -577,12 +582,12 @@ def config_with_timeout(config: Config | None, timeout: float | None, *, lmtp: b
 
 def _cmd_text(event: Command | AuthResponse) -> str:
     """The transcript line for a command we sent, secrets redacted."""
-    if isinstance(event, Auth):
-        return f"AUTH {event.mechanism}" + ("" if event.initial_response is None else " <redacted>")
-    if isinstance(event, AuthResponse):
-        return "*" if event.cancelled else "<redacted>"
-    from .._writers import format_command
+    from .._writers import format_auth_response, format_command
 
+    if isinstance(event, AuthResponse):
+        return redact_auth_line(format_auth_response(event).encode("ascii")).decode("ascii")
+    if isinstance(event, Auth):
+        return redact_auth_line(format_command(event).encode("ascii")).decode("ascii")
     return format_command(event)
 
 
@@ -600,6 +605,11 @@ class ClientSession:
             cfg = cfg.replace(lmtp=options.lmtp)
         self.conn = Connection(Role.CLIENT, cfg, tls_active=options.implicit_tls)
         self._out: list[bytes] = []
+        # Recording: what _out will write, AUTH redacted, kept in step with it.
+        self._tap: _SessionTap | None = None
+        self._rec_out: list[bytes] = []
+        if options.record is not None:
+            self._tap = _client_tap(options.record, implicit_tls=options.implicit_tls)
         self._broken = False
         self._quit = False
         self._need_rset = False
@@ -635,7 +645,7 @@ class ClientSession:
             return
         last = len(reply.lines) - 1
         for i, line in enumerate(reply.lines):
-            text = "<redacted>" if reply.code == 334 else line
+            text = REDACTED if reply.code == 334 else line
             enh = f"{reply.enhanced_status} " if reply.enhanced_status and reply.code != 334 else ""
             self._log("S", f"{reply.code}{'-' if i < last else ' '}{enh}{text}".rstrip())
 
@@ -647,6 +657,7 @@ class ClientSession:
         """The session cannot go on: close the transport (the caller raises)."""
         self._broken = True
         self._out = []
+        self._end_recording()
         yield Close()
 
     def _queue(self, event: Command | AuthResponse | MessageData | EndOfMessage) -> None:
@@ -661,6 +672,7 @@ class ClientSession:
                 # the wire: the session cannot be resumed consistently.
                 self._broken = True
                 self._out = []
+                self._rec_out = []
             if isinstance(exc, TLSRequiredError):
                 raise SMTPTLSRequiredError(str(exc)) from exc
             raise
@@ -668,6 +680,23 @@ class ClientSession:
             self._log("C", _cmd_text(event))
         if data:
             self._out.append(data)
+            if self._tap is not None:
+                self._rec_out.append(redact_auth_line(data) if isinstance(event, (Auth, AuthResponse)) else data)
+
+    def _record_write(self) -> None:
+        if self._tap is not None:
+            self._tap.wrote(b"".join(self._rec_out))
+        self._rec_out = []
+
+    def _record_reply(self, reply: Reply) -> None:
+        if self._tap is not None:
+            self._tap.parsed(len(self.conn.trailing_data[0]), redact_challenges if reply.code == 334 else None)
+
+    def _end_recording(self) -> None:
+        """The transport is about to close: the transcript is complete."""
+        self._rec_out = []
+        if self._tap is not None:
+            self._tap.finish()
 
     def _unsolicited(self) -> None:
         """Bytes arrived while no command awaited a reply: they must not be taken
@@ -678,6 +707,7 @@ class ClientSession:
             self._broken = True
             raise SMTPProtocolViolation(f"server broke the protocol: {exc}") from exc
         if isinstance(ev, Reply):  # only a 421 is accepted unasked (RFC 5321 §3.8)
+            self._record_reply(ev)
             self._log_reply(ev)
             self._broken = True
             raise SMTPServerDisconnected(f"server closing the connection: {_reply_summary(ev)}", ev)
@@ -687,6 +717,7 @@ class ClientSession:
             return
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out = []
+        self._record_write()
         try:
             yield Write(data, self._timeout() if timeout is None else timeout)
         except SMTPClientError as exc:
@@ -717,6 +748,7 @@ class ClientSession:
                 yield from self._break()
                 raise err
             if isinstance(ev, Reply):
+                self._record_reply(ev)
                 self._log_reply(ev)
                 if ev.code == 421 and ev.command is None and self.greeting is None:
                     yield from self._break()
@@ -735,6 +767,8 @@ class ClientSession:
                     yield from self._break()
                     raise exc
                 fresh = False
+                if self._tap is not None:
+                    self._tap.read(data or b"")
                 self.conn.receive_data(data or b"")
                 continue
             if isinstance(ev, ConnectionClosed):
@@ -784,6 +818,8 @@ class ClientSession:
                         yield from self._break()
                         raise exc
                     self.conn.tls_established()
+                    if self._tap is not None:
+                        self._tap.starttls()
                     self._log("C", "<TLS established>")
                     reply = yield from self._hello()
                 elif opts.starttls == "required":
@@ -807,6 +843,7 @@ class ClientSession:
         if not self._out:
             return
         data, self._out = b"".join(self._out), []
+        self._record_write()
         try:
             yield Write(data, self._timeout())
         except SMTPClientError:
@@ -902,6 +939,7 @@ class ClientSession:
         """QUIT, wait for 221 (an EOF instead is accepted), close."""
         if self._quit or self._broken:
             if not self._broken:
+                self._end_recording()
                 yield Close()
             return None
         self._quit = True
@@ -914,6 +952,7 @@ class ClientSession:
         except SMTPClientError:
             pass  # _fatal already closed
         else:
+            self._end_recording()
             yield Close()
         return reply
 
@@ -1237,6 +1276,7 @@ def build_options(
     chunking: bool,
     pipelining: bool,
     chunk_size: int,
+    record: RecordTarget | None = None,
 ) -> ClientOptions:
     """The :class:`ClientOptions` for the facades' common keyword arguments."""
     if starttls not in ("required", "opportunistic", "never"):
@@ -1258,6 +1298,7 @@ def build_options(
         chunk_size=chunk_size,
         config=cfg,
         transcript=transcript,
+        record=record,
     )
 
 

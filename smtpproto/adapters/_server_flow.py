@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import platform
 import time
 import uuid
@@ -79,6 +80,14 @@ from ..sasl import (
     Success,
     encode_initial_response,
     encode_response,
+)
+from ..transcript import (
+    ServerRecordTarget,
+    _redact_auth_lines,
+    _server_tap,
+    _SessionTap,
+    redact_auth_line,
+    redact_challenges,
 )
 from ._handler import Envelope, Handler, Session, overrides
 
@@ -211,6 +220,10 @@ class ServerSettings:
     error_delay: float = 1.0
     #: Bytes asked for per read.
     read_size: int = 65536
+    #: Record every session (:mod:`smtpproto.transcript`, AUTH redacted): a
+    #: directory, where each session gets a new file, or a function
+    #: ``(peer) -> Recorder``.  None: no recording.
+    record: ServerRecordTarget | None = None
 
     def __post_init__(self) -> None:
         if not self.hostname or any(c.isspace() for c in self.hostname) or not self.hostname.isprintable():
@@ -219,6 +232,8 @@ class ServerSettings:
             raise ValueError("error_delay must be >= 0")
         if self.read_size < 1:
             raise ValueError("read_size must be positive")
+        if self.record is not None and not (isinstance(self.record, (str, os.PathLike)) or callable(self.record)):
+            raise ValueError("record must be a directory or a function (peer) -> Recorder")
 
 
 # ---------------------------------------------------------------- replies
@@ -346,6 +361,13 @@ class ServerSession:
         # data; 334 challenge text is not logged either).
         self._trace = log.isEnabledFor(logging.DEBUG)
         self._disconnect_called = False
+        self._tap: _SessionTap | None = None
+        if settings.record is not None:
+            try:
+                self._tap = _server_tap(settings.record, peer=peer, implicit_tls=tls_active,
+                                        in_auth=lambda: self.conn.state is State.AUTH)
+            except OSError as exc:  # the session itself can go on
+                log.error("cannot record the session with %s: %s", _who(peer), exc)
 
     # ------------------------------------------------------------ plumbing
 
@@ -362,6 +384,8 @@ class ServerSession:
             return True
         data = b"".join(self._out)
         self._out.clear()
+        if self._tap is not None:
+            self._tap.wrote(redact_challenges(data))
         ok = yield Write(data)
         if ok is not True:
             self._write_failed = True
@@ -402,6 +426,8 @@ class ServerSession:
                 self._min_rate = None
         timeout = None if self._deadline is None else max(0.0, self._deadline - now)
         result = yield Read(timeout, self.settings.read_size)
+        if self._tap is not None and isinstance(result, (bytes, bytearray)):
+            self._tap.read(bytes(result))
         if isinstance(result, (bytes, bytearray)) and result and self._deadline is not None and self._min_rate:
             # Postfix smtpd_min_data_rate: each octet buys time, up to the cap.
             now = self._clock()
@@ -420,13 +446,31 @@ class ServerSession:
 
     def run(self) -> Generator[Action, object, None]:
         """Drive the session to its end (see the module docstring)."""
-        yield from self._run()
+        try:
+            yield from self._run()
+        finally:
+            # Also when the adapter abandons the session (cancelled at shutdown).
+            if self._tap is not None:
+                self._tap.finish()
         if self._in_content:
             yield from self._abort_content("connection closed")
         self._disconnect_called = True
         log.info("disconnect from %s (%d message(s))", _who(self.session.peer), self.session.messages)
         yield from self._call("on_disconnect", self.session)
         self.finished = True
+
+    def _record_parsed(self, ev: Event, auth_due: bool) -> None:
+        """Tell the recorder what the core made of the client's octets, so an
+        AUTH line is redacted where it stands."""
+        assert self._tap is not None
+        redact: Callable[[bytes], bytes] | None = None
+        if isinstance(ev, (Auth, AuthResponse)):
+            redact = redact_auth_line
+        elif isinstance(ev, (InvalidCommand, UnknownCommand)):
+            # A refused AUTH line or SASL response may still hold a secret.
+            def redact(raw: bytes) -> bytes:
+                return _redact_auth_lines(raw, auth_due)
+        self._tap.parsed(len(self.conn.trailing_data[0]), redact)
 
     def cleanup_calls(self) -> list[Call]:
         """The hook calls still owed when an adapter abandons :meth:`run`
@@ -454,6 +498,8 @@ class ServerSession:
                 log.info("closing connection from %s: %s", self.session.peer, exc)
                 return False
             if isinstance(ev, ProxyConnected):
+                if self._tap is not None:
+                    self._record_parsed(ev, False)
                 header = ev.header
                 self.session.proxy = header
                 if header.command == "PROXY" and header.source_address is not None:
@@ -482,7 +528,9 @@ class ServerSession:
             reply = Reply(code=220, lines=(f"{self.settings.hostname} {self.settings.banner}",))
         yield from self._reply(reply, _r(421, "4.3.0", f"{self.settings.hostname} Error: bad greeting"))
         dispatch = self._dispatch
+        tap = self._tap
         while True:
+            auth_due = tap is not None and conn.state is State.AUTH
             try:
                 ev = conn.next_event()
             except RemoteProtocolError as exc:
@@ -493,6 +541,8 @@ class ServerSession:
                     except LocalProtocolError:
                         pass
                 break
+            if tap is not None and isinstance(ev, Event):
+                self._record_parsed(ev, auth_due)
             if ev is NEED_DATA:
                 if not (yield from self._flush()):
                     return
@@ -786,11 +836,15 @@ class ServerSession:
         result = yield UpgradeTLS()
         if isinstance(result, PlaintextPending):
             # The core refuses cleartext received during the hand-over.
+            if self._tap is not None:
+                self._tap.read(result.data)
             self.conn.receive_data(result.data)
             return None
         if result is not True:
             log.info("TLS handshake with %s failed", self.session.peer)
             return False
+        if self._tap is not None:
+            self._tap.starttls()
         self.conn.tls_established()
         s = self.session
         s.tls_active = True

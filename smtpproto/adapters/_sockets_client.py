@@ -19,6 +19,7 @@ from .. import sasl
 from .._config import Config
 from .._events import Reply
 from .._extensions import Capabilities
+from ..transcript import RecordTarget
 from ._client_flow import (
     DEFAULT_CHUNK_SIZE,
     ClientSession,
@@ -73,6 +74,9 @@ class SMTPClient:
     :param transcript: ``callable(direction, line)`` for each line sent ("C")
         and received ("S"), AUTH payloads redacted.
     :param sock: an already connected socket to use instead of connecting.
+    :param record: write each session to a transcript file (a path, written
+        anew by each :meth:`connect`) or a
+        :class:`~smtpproto.transcript.Recorder`; AUTH redacted.
     """
 
     def __init__(
@@ -100,12 +104,13 @@ class SMTPClient:
         source_address: tuple[str, int] | None = None,
         unix_socket: str | None = None,
         sock: socket.socket | None = None,
+        record: RecordTarget | None = None,
     ) -> None:
         self._options = build_options(
             starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
             auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
             config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
-            chunk_size=chunk_size)
+            chunk_size=chunk_size, record=record)
         self._explicit_name = local_hostname is not None
         self.host = host
         self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)

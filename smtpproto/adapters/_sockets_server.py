@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Generator
 
 from .._config import Config
+from ..transcript import ServerRecordTarget
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -56,6 +57,10 @@ class SMTPServer:
     :param max_connections: sessions served at once; more get ``421 4.3.2``.
     :param tls_handshake_timeout: seconds allowed for a TLS handshake.
     :param shutdown_grace: seconds :meth:`shutdown` waits for sessions to end.
+    :param record: record every session (AUTH redacted): a directory, where
+        each session gets a new transcript file, or a function ``(peer) ->
+        Recorder`` (see :mod:`smtpproto.transcript`); sets
+        ``ServerSettings.record``.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class SMTPServer:
         max_connections: int = 100,
         tls_handshake_timeout: float = 30.0,
         shutdown_grace: float = 5.0,
+        record: ServerRecordTarget | None = None,
     ) -> None:
         if implicit_tls and ssl_context is None:
             raise ValueError("implicit_tls needs an ssl_context")
@@ -80,6 +86,8 @@ class SMTPServer:
         settings = settings or ServerSettings()
         if config is not None:
             settings = replace(settings, config=config)
+        if record is not None:
+            settings = replace(settings, record=record)
         self.handler = handler
         self.settings = settings
         self.host = host

@@ -24,6 +24,7 @@ from .. import sasl
 from .._config import Config
 from .._events import Reply
 from .._extensions import Capabilities
+from ..transcript import RecordTarget
 from ._client_flow import (
     DEFAULT_CHUNK_SIZE,
     ClientSession,
@@ -95,12 +96,13 @@ class TrioSMTPClient:
         source_address: tuple[str, int] | None = None,
         unix_socket: str | None = None,
         sock: socket.socket | None = None,
+        record: RecordTarget | None = None,
     ) -> None:
         self._options = build_options(
             starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
             auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
             config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
-            chunk_size=chunk_size)
+            chunk_size=chunk_size, record=record)
         self._explicit_name = local_hostname is not None
         self.host = host
         self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)

@@ -17,6 +17,7 @@ from typing import Generator
 import trio  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
 from .._config import Config
+from ..transcript import ServerRecordTarget
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -61,6 +62,7 @@ class TrioSMTPServer:
         max_connections: int = 100,
         tls_handshake_timeout: float = 30.0,
         shutdown_grace: float = 5.0,
+        record: ServerRecordTarget | None = None,
     ) -> None:
         if implicit_tls and ssl_context is None:
             raise ValueError("implicit_tls needs an ssl_context")
@@ -69,6 +71,8 @@ class TrioSMTPServer:
         settings = settings or ServerSettings()
         if config is not None:
             settings = replace(settings, config=config)
+        if record is not None:
+            settings = replace(settings, record=record)
         self.handler = handler
         self.settings = settings
         self.host = host
