@@ -575,10 +575,13 @@ class Message:
                 if i + 1 < len(fields) and not raw.endswith(b"\n"):
                     head += b"\r\n"
             sep = bytes(src[self._hdr_end:self._body_start])
-            if not sep and self._body_start < self._end:
-                # The source had no blank line (a cut-off header section or a
-                # non-field line ended it).  Without one, body lines starting
-                # with SP/HT would fold into the field we just wrote.
+            if not sep and self._body_start < self._end and _reads_as_header(
+                    src, self._body_start, self._end):
+                # The source had no blank line (a cut-off header section, or a
+                # line that is no field ended it) and the body now starts with
+                # what a parser would take for a continuation or a field: it
+                # would fold into the field just written.  A blank line keeps
+                # the body a body.
                 sep = b"\r\n"
             if fields and not head.endswith(b"\n") and sep:
                 head += b"\r\n"
@@ -676,3 +679,11 @@ def _parse_structure(parts: list[Message], multipart_type: str, in_alternative: 
 
 
 BodySink = Callable[[Message, bytes], object]
+
+
+def _reads_as_header(src: bytes | bytearray, start: int, end: int) -> bool:
+    """Whether a body at ``src[start:end]`` would be parsed as header lines
+    if it followed a header section directly (no blank line between)."""
+    from ._parser import _FIELD_NAME
+
+    return src[start:start + 1] in (b" ", b"\t") or _FIELD_NAME.match(src, start, end) is not None

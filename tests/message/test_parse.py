@@ -397,6 +397,33 @@ def test_edit_changes_only_that_field() -> None:
         msg.replace_header("X-None", "v")
 
 
+def test_edit_of_a_cut_off_header_section_keeps_the_body_a_body() -> None:
+    # Found by fuzz_message_roundtrip on flanker/long-header.eml: a header
+    # section cut at max_header_bytes leaves continuation lines in the body;
+    # after an edit they must not fold into the field written last.
+    from smtpproto.message import Limits
+
+    data = b"Subject: " + b"word " * 40 + b"\r\n" + b" more words\r\n" * 30 + b"\r\nbody\r\n"
+    limits = Limits(max_header_bytes=256)
+    msg = parse(data, limits=limits)
+    body = msg.raw_body
+    assert body.startswith(b" more words")
+    msg["X-Tag"] = "1"
+    again = parse(msg.to_bytes())
+    assert again["X-Tag"] == "1"
+    assert again.raw_body == body
+
+
+def test_edit_after_a_non_field_line_inserts_nothing() -> None:
+    # A line that is no field ends the header section without a blank line
+    # (as in enmime/mail/qp-utf8-header-no-break.raw): it cannot be read as a
+    # header, so an edit adds the field and nothing else.
+    data = b"Subject: a\r\nThis is a multi-part message in MIME format.\r\n"
+    msg = parse(data)
+    msg.add_header("X-Tag", "1")
+    assert msg.to_bytes() == b"Subject: a\r\nX-Tag: 1\r\nThis is a multi-part message in MIME format.\r\n"
+
+
 def test_edit_nested_part_keeps_the_rest() -> None:
     msg = parse(MULTI)
     pdf = msg.parts[1]
