@@ -225,6 +225,21 @@ def test_auth_line_split_across_reads_is_redacted_whole(tmp_path: Path) -> None:
     assert rec.sent("C") == b"EHLO client.test\r\nAUTH PLAIN <redacted>\r\nNOOP\r\nQUIT\r\n"
 
 
+def test_auth_line_the_server_never_parsed_is_redacted_too(tmp_path: Path) -> None:
+    # QUIT ends a pipelined group: the AUTH line behind it is never parsed
+    # (a 554 synchronization error ends the session), yet it is recorded.
+    handler = KeepAll()
+    with RunningServer("threads", handler, record=tmp_path) as srv, RawClient(srv.address) as c:
+        hello(c)
+        c.send(b"QUIT\r\nAUTH PLAIN " + base64.b64encode(b"\0user\0secret") + b"\r\n")
+        codes = [c.reply()[0], c.reply()[0]]
+        assert codes == [221, 554] and c.closed()
+    assert handler.disconnected.wait(WAIT)
+    path = the_file(tmp_path)
+    assert_no_secret(path)
+    assert load_transcript(path).sent("C") == b"EHLO client.test\r\nQUIT\r\nAUTH PLAIN <redacted>\r\n"
+
+
 def test_server_record_factory_and_a_client_that_just_leaves(tmp_path: Path) -> None:
     buffers: list[io.StringIO] = []
     peers: list[object] = []
