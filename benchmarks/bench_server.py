@@ -20,6 +20,10 @@ in the machine's other load hits them all alike. A rate is the total over the su
 
 Ratios are against aiosmtpd measured in the same run. Goals (issue 5): >= 2x aiosmtpd's
 messages/s, >= 3x its MB/s, peak RSS < 64 MiB for the 100 MiB message.
+
+``floor`` is no SMTP server but a reference: an asyncio protocol that answers every line
+with a canned reply and only looks for the end of DATA.  Its ratio is the most any
+asyncio server can reach on this machine, whatever its protocol code costs.
 This is a script, not a test: numbers vary with the machine's other load.
 """
 
@@ -41,12 +45,13 @@ from typing import BinaryIO
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1024 * 1024
-SERVERS = ("asyncio", "threads", "trio", "aiosmtpd")
+SERVERS = ("asyncio", "threads", "trio", "aiosmtpd", "floor")
 LABELS = {
     "asyncio": "smtpproto asyncio",
     "threads": "smtpproto threads",
     "trio": "smtpproto trio",
     "aiosmtpd": "aiosmtpd (Sink)",
+    "floor": "floor (canned)",
 }
 MAX_SIZE = 256 * MIB  # every server accepts the 100 MiB message
 
@@ -74,6 +79,9 @@ def serve(kind: str) -> None:
     sys.path.insert(0, str(ROOT))
     if kind == "aiosmtpd":
         _serve_aiosmtpd()
+        return
+    if kind == "floor":
+        _serve_floor()
         return
     from smtpproto import Config
     from smtpproto.adapters import ServerSettings
@@ -147,6 +155,63 @@ def _serve_aiosmtpd() -> None:
         server = await loop.create_server(
             lambda: SMTP(Sink(), hostname="bench.example", data_size_limit=MAX_SIZE), "127.0.0.1", 0
         )
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_reader(sys.stdin.fileno(), _on_stdin_eof(stop.set))
+        _announce(server.sockets[0].getsockname())
+        await stop.wait()
+        server.close()
+
+    asyncio.run(main())
+
+
+def _serve_floor() -> None:
+    """Not an SMTP server: an asyncio protocol that answers each line with a
+    canned reply and finds the end of DATA, nothing else.  No parsing, no
+    checks, no handler: what asyncio and the kernel cost per message on this
+    machine, the floor under any asyncio server's figures."""
+    import asyncio
+
+    class Canned(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+            self.buf = b""
+            self.in_data = False
+            transport.write(b"220 bench.example ESMTP\r\n")
+
+        def data_received(self, data: bytes) -> None:
+            buf = self.buf + data
+            while buf:
+                if self.in_data:
+                    end = buf.find(b"\r\n.\r\n")
+                    if end < 0:
+                        buf = buf[-4:]  # all that may begin the terminator
+                        break
+                    buf, self.in_data = buf[end + 5:], False
+                    self.transport.write(b"250 ok\r\n")
+                    continue
+                end = buf.find(b"\r\n")
+                if end < 0:
+                    break
+                verb, buf = buf[:4].upper(), buf[end + 2:]
+                if verb == b"EHLO":
+                    self.transport.write(b"250-bench.example\r\n250 PIPELINING\r\n")
+                elif verb == b"DATA":
+                    self.in_data = True
+                    buf = b"\r\n" + buf  # the CRLF before "." may be the first two octets
+                    self.transport.write(b"354 go\r\n")
+                elif verb == b"QUIT":
+                    self.transport.write(b"221 bye\r\n")
+                    self.transport.close()
+                    break
+                else:
+                    self.transport.write(b"250 ok\r\n")
+            self.buf = buf
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Canned, "127.0.0.1", 0)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_reader(sys.stdin.fileno(), _on_stdin_eof(stop.set))
