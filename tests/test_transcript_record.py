@@ -301,6 +301,27 @@ def test_client_adapter_records_a_session_with_auth_redacted_and_it_replays(
     assert_differs_only_at_auth(replay_transcript(("127.0.0.1", aiosmtpd_with_auth), rec))
 
 
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_client_closed_without_quit_completes_its_transcript(flavor: str, tmp_path: Path) -> None:
+    # close() instead of quit(): the recording still ends with our side's eof
+    # and the file is closed, not left to the garbage collector.
+    path = tmp_path / "closed.jsonl"
+
+    async def scenario(make: Any) -> None:
+        client = make("127.0.0.1", port, starttls="never", local_hostname="c.example", timeout=WAIT,
+                      record=str(path))
+        await client.connect()
+        assert (await client.send_message(CONTENT, "a@x.example", ["b@y.example"])).ok
+        await client.close()
+        rec = load_transcript(path)  # complete before the client object goes away
+        assert (rec.records[-1].direction, rec.records[-1].event) == ("C", "eof")
+        assert CONTENT in rec.sent("C") and b"QUIT" not in rec.sent("C")
+
+    with RunningServer("threads", AuthRecorder(), settings=fast_settings()) as srv:
+        port = srv.port
+        run_flavor(flavor, scenario)
+
+
 def test_starttls_is_recorded_on_both_sides_and_replayed_through(tmp_path: Path) -> None:
     handler = KeepAll()
     path = tmp_path / "client.jsonl"

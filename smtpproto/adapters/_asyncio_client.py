@@ -294,6 +294,8 @@ class AsyncSMTPClient:
         self._transport = proto.transport = new
 
     def _close_transport(self) -> None:
+        if self.session is not None:
+            self.session.transport_closed()
         transport, self._transport = self._transport, None
         if transport is not None:
             transport.close()

@@ -692,6 +692,12 @@ class ClientSession:
         if self._tap is not None:
             self._tap.parsed(len(self.conn.trailing_data[0]), redact_challenges if reply.code == 334 else None)
 
+    def transport_closed(self) -> None:
+        """The facade closed the transport (``close()`` without QUIT, or after
+        an error): the transcript, if any, is complete; a second call does
+        nothing."""
+        self._end_recording()
+
     def _end_recording(self) -> None:
         """The transport is about to close: the transcript is complete."""
         self._rec_out = []

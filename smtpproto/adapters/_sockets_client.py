@@ -205,6 +205,8 @@ class SMTPClient:
         return self._sock
 
     def _close_transport(self) -> None:
+        if self.session is not None:
+            self.session.transport_closed()
         sock, self._sock = self._sock, None
         if sock is not None:
             try:

@@ -210,6 +210,8 @@ class TrioSMTPClient:
         self._stream = await self._handshake(self._require())
 
     async def _close_transport(self) -> None:
+        if self.session is not None:
+            self.session.transport_closed()
         stream, self._stream = self._stream, None
         if stream is not None:
             await trio.aclose_forcefully(stream)
