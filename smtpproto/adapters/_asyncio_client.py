@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import socket
 import ssl
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TypeVar
 
-from .. import sasl
 from .._config import Config
 from .._events import Reply
 from .._extensions import Capabilities
-from ..transcript import RecordTarget
+from ._facades import ClientBase
 from ._client_flow import (
-    DEFAULT_CHUNK_SIZE,
     ClientSession,
     Close,
     Flow,
@@ -36,11 +33,7 @@ from ._client_flow import (
     SMTPTimeoutError,
     SMTPTLSError,
     StartTLS,
-    StartTLSMode,
-    Transcript,
     Write,
-    build_options,
-    default_port,
     hello_name,
     prepare_message,
 )
@@ -140,7 +133,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
             raise self.lost
 
 
-class AsyncSMTPClient:
+class AsyncSMTPClient(ClientBase):
     """An asyncio SMTP (or LMTP) client; the same arguments and methods as
     :class:`~smtpproto.adapters.sockets.SMTPClient`, awaited.
 
@@ -150,62 +143,11 @@ class AsyncSMTPClient:
             result = await client.send_message(message)
     """
 
-    def __init__(
-        self,
-        host: str | None = None,
-        port: int | None = None,
-        *,
-        starttls: StartTLSMode = "required",
-        tls: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        credentials: sasl.Credentials | None = None,
-        auth_mechanisms: Sequence[str] | None = None,
-        local_hostname: str | None = None,
-        lmtp: bool = False,
-        timeout: float | None = None,
-        connect_timeout: float = 30.0,
-        config: Config | None = None,
-        transcript: Transcript | None = None,
-        chunking: bool = True,
-        pipelining: bool = True,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        source_address: tuple[str, int] | None = None,
-        unix_socket: str | None = None,
-        sock: socket.socket | None = None,
-        record: RecordTarget | None = None,
-    ) -> None:
-        self._options = build_options(
-            starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
-            auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
-            config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
-            chunk_size=chunk_size, record=record)
-        self._explicit_name = local_hostname is not None
-        self.host = host
-        self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)
-        self._tls = tls
-        self._ssl_context = ssl_context
-        self._server_hostname = server_hostname or host
-        self._connect_timeout = connect_timeout
-        self._source_address = source_address
-        self._unix_socket = unix_socket
-        self._given_sock = sock
+    def _setup(self) -> None:
         self._proto: _ClientProtocol | None = None
         self._transport: asyncio.Transport | None = None
-        self._read_deadline: float | None = None
-        self.session: ClientSession | None = None
 
     # ------------------------------------------------------------ I/O
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
-        return self._ssl_context
-
-    def _where(self) -> str:
-        return self._unix_socket if self._unix_socket is not None else f"{self.host}:{self.port}"
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,13 +15,10 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TypeVar
 
-from .. import sasl
-from .._config import Config
 from .._events import Reply
 from .._extensions import Capabilities
-from ..transcript import RecordTarget
+from ._facades import ClientBase
 from ._client_flow import (
-    DEFAULT_CHUNK_SIZE,
     ClientSession,
     Close,
     Flow,
@@ -34,11 +31,7 @@ from ._client_flow import (
     SMTPTimeoutError,
     SMTPTLSError,
     StartTLS,
-    StartTLSMode,
-    Transcript,
     Write,
-    build_options,
-    default_port,
     hello_name,
     prepare_message,
 )
@@ -50,7 +43,7 @@ T = TypeVar("T")
 _RECV = 64 * 1024
 
 
-class SMTPClient:
+class SMTPClient(ClientBase):
     """A blocking SMTP (or LMTP) client.
 
     ::
@@ -79,58 +72,10 @@ class SMTPClient:
         :class:`~smtpproto.transcript.Recorder`; AUTH redacted.
     """
 
-    def __init__(
-        self,
-        host: str | None = None,
-        port: int | None = None,
-        *,
-        starttls: StartTLSMode = "required",
-        tls: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        credentials: sasl.Credentials | None = None,
-        auth_mechanisms: Sequence[str] | None = None,
-        local_hostname: str | None = None,
-        lmtp: bool = False,
-        timeout: float | None = None,
-        connect_timeout: float = 30.0,
-        config: Config | None = None,
-        transcript: Transcript | None = None,
-        chunking: bool = True,
-        pipelining: bool = True,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        source_address: tuple[str, int] | None = None,
-        unix_socket: str | None = None,
-        sock: socket.socket | None = None,
-        record: RecordTarget | None = None,
-    ) -> None:
-        self._options = build_options(
-            starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
-            auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
-            config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
-            chunk_size=chunk_size, record=record)
-        self._explicit_name = local_hostname is not None
-        self.host = host
-        self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)
-        self._tls = tls
-        self._ssl_context = ssl_context
-        self._server_hostname = server_hostname or host
-        self._connect_timeout = connect_timeout
-        self._source_address = source_address
-        self._unix_socket = unix_socket
-        self._given_sock = sock
+    def _setup(self) -> None:
         self._sock: socket.socket | None = None
-        self._read_deadline: float | None = None
-        self.session: ClientSession | None = None
 
     # ------------------------------------------------------------ I/O
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
-        return self._ssl_context
 
     def _wrap(self, sock: socket.socket) -> ssl.SSLSocket:
         sock.settimeout(self._connect_timeout)
@@ -164,9 +109,6 @@ class SMTPClient:
             raise SMTPConnectError(f"cannot connect to {self._where()}: timed out") from exc
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {self._where()}: {exc.strerror or exc}") from exc
-
-    def _where(self) -> str:
-        return self._unix_socket if self._unix_socket is not None else f"{self.host}:{self.port}"
 
     def _write(self, action: Write) -> None:
         sock = self._require_sock()

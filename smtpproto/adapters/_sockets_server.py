@@ -12,11 +12,10 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import replace
 from typing import Generator
 
 from .._config import Config
-from ..transcript import ServerRecordTarget
+from ._facades import ServerBase
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -41,7 +40,7 @@ log = logging.getLogger("smtpproto.server")
 _POLL = 0.25
 
 
-class SMTPServer:
+class SMTPServer(ServerBase):
     """A threaded SMTP (or LMTP) server.
 
     :param handler: the :class:`~smtpproto.adapters.Handler` (shared by all
@@ -63,47 +62,13 @@ class SMTPServer:
         ``ServerSettings.record``.
     """
 
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 8025,
-        unix_path: str | os.PathLike[str] | None = None,
-        settings: ServerSettings | None = None,
-        config: Config | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        implicit_tls: bool = False,
-        max_connections: int = 100,
-        tls_handshake_timeout: float = 30.0,
-        shutdown_grace: float = 5.0,
-        record: ServerRecordTarget | None = None,
-    ) -> None:
-        if implicit_tls and ssl_context is None:
-            raise ValueError("implicit_tls needs an ssl_context")
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        settings = settings or ServerSettings()
-        if config is not None:
-            settings = replace(settings, config=config)
-        if record is not None:
-            settings = replace(settings, record=record)
-        self.handler = handler
-        self.settings = settings
-        self.host = host
-        self.port = port
-        self.unix_path = os.fspath(unix_path) if unix_path is not None else None
-        self.ssl_context = ssl_context
-        self.implicit_tls = implicit_tls
-        self.max_connections = max_connections
-        self.tls_handshake_timeout = tls_handshake_timeout
-        self.shutdown_grace = shutdown_grace
+    def _setup(self) -> None:
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sessions: dict[threading.Thread, socket.socket] = {}
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
 
     # ------------------------------------------------------------ lifecycle
 

@@ -20,13 +20,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without trio
     raise ImportError(
         "smtpproto's trio client needs trio; install it with: pip install 'smtpproto[trio]'") from exc
 
-from .. import sasl
-from .._config import Config
 from .._events import Reply
 from .._extensions import Capabilities
-from ..transcript import RecordTarget
+from ._facades import ClientBase
 from ._client_flow import (
-    DEFAULT_CHUNK_SIZE,
     ClientSession,
     Close,
     Flow,
@@ -39,11 +36,7 @@ from ._client_flow import (
     SMTPTimeoutError,
     SMTPTLSError,
     StartTLS,
-    StartTLSMode,
-    Transcript,
     Write,
-    build_options,
-    default_port,
     hello_name,
     prepare_message,
 )
@@ -61,7 +54,7 @@ def _tls_failure(exc: BaseException) -> BaseException | None:
     return cause if isinstance(cause, ssl.SSLError) else None
 
 
-class TrioSMTPClient:
+class TrioSMTPClient(ClientBase):
     """A trio SMTP (or LMTP) client; the same arguments and methods as
     :class:`~smtpproto.adapters.sockets.SMTPClient`, awaited.
 
@@ -71,62 +64,11 @@ class TrioSMTPClient:
             result = await client.send_message(message)
     """
 
-    def __init__(
-        self,
-        host: str | None = None,
-        port: int | None = None,
-        *,
-        starttls: StartTLSMode = "required",
-        tls: bool = False,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        credentials: sasl.Credentials | None = None,
-        auth_mechanisms: Sequence[str] | None = None,
-        local_hostname: str | None = None,
-        lmtp: bool = False,
-        timeout: float | None = None,
-        connect_timeout: float = 30.0,
-        config: Config | None = None,
-        transcript: Transcript | None = None,
-        chunking: bool = True,
-        pipelining: bool = True,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-        source_address: tuple[str, int] | None = None,
-        unix_socket: str | None = None,
-        sock: socket.socket | None = None,
-        record: RecordTarget | None = None,
-    ) -> None:
-        self._options = build_options(
-            starttls=starttls, tls=tls, username=username, password=password, credentials=credentials,
-            auth_mechanisms=auth_mechanisms, local_hostname=local_hostname, lmtp=lmtp, timeout=timeout,
-            config=config, transcript=transcript, chunking=chunking, pipelining=pipelining,
-            chunk_size=chunk_size, record=record)
-        self._explicit_name = local_hostname is not None
-        self.host = host
-        self.port = port if port is not None else default_port(tls=tls, lmtp=lmtp)
-        self._tls = tls
-        self._ssl_context = ssl_context
-        self._server_hostname = server_hostname or host
-        self._connect_timeout = connect_timeout
-        self._source_address = source_address
-        self._unix_socket = unix_socket
-        self._given_sock = sock
+    def _setup(self) -> None:
         self._stream: trio.abc.Stream | None = None
         self._sockname: object = None
-        self._read_deadline: float | None = None
-        self.session: ClientSession | None = None
 
     # ------------------------------------------------------------ I/O
-
-    def _context(self) -> ssl.SSLContext:
-        if self._ssl_context is None:
-            self._ssl_context = ssl.create_default_context()
-        return self._ssl_context
-
-    def _where(self) -> str:
-        return self._unix_socket if self._unix_socket is not None else f"{self.host}:{self.port}"
 
     async def _handshake(self, stream: trio.abc.Stream) -> trio.SSLStream[trio.abc.Stream]:
         tls = trio.SSLStream(stream, self._context(), server_hostname=self._server_hostname)

@@ -10,14 +10,11 @@ import inspect
 import logging
 import os
 import socket
-import ssl
-from dataclasses import replace
 from typing import Generator
 
 import trio  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-from .._config import Config
-from ..transcript import ServerRecordTarget
+from ._facades import ServerBase
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -27,7 +24,6 @@ from ._server_flow import (
     HookFailed,
     Read,
     ServerSession,
-    ServerSettings,
     Sleep,
     UpgradeTLS,
     Write,
@@ -39,7 +35,7 @@ __all__ = ["TrioSMTPServer"]
 log = logging.getLogger("smtpproto.server")
 
 
-class TrioSMTPServer:
+class TrioSMTPServer(ServerBase):
     """A trio SMTP (or LMTP) server.
 
     Parameters as :class:`smtpproto.adapters.sockets.SMTPServer`.  Run it with
@@ -48,41 +44,7 @@ class TrioSMTPServer:
     methods or ``async def``.
     """
 
-    def __init__(
-        self,
-        handler: Handler,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 8025,
-        unix_path: str | os.PathLike[str] | None = None,
-        settings: ServerSettings | None = None,
-        config: Config | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        implicit_tls: bool = False,
-        max_connections: int = 100,
-        tls_handshake_timeout: float = 30.0,
-        shutdown_grace: float = 5.0,
-        record: ServerRecordTarget | None = None,
-    ) -> None:
-        if implicit_tls and ssl_context is None:
-            raise ValueError("implicit_tls needs an ssl_context")
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        settings = settings or ServerSettings()
-        if config is not None:
-            settings = replace(settings, config=config)
-        if record is not None:
-            settings = replace(settings, record=record)
-        self.handler = handler
-        self.settings = settings
-        self.host = host
-        self.port = port
-        self.unix_path = os.fspath(unix_path) if unix_path is not None else None
-        self.ssl_context = ssl_context
-        self.implicit_tls = implicit_tls
-        self.max_connections = max_connections
-        self.tls_handshake_timeout = tls_handshake_timeout
-        self.shutdown_grace = shutdown_grace
+    def _setup(self) -> None:
         self._address: tuple[str, int] | str | None = None
         self._accept_scope: trio.CancelScope | None = None
         self._sessions: set[_TrioSession] = set()
