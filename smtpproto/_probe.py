@@ -9,10 +9,16 @@ with the core's reply-line parser and *counted*, because the number of replies
 is exactly what tells a safe server from a vulnerable one (a server that ends
 DATA at ``<LF>.<LF>`` answers the smuggled commands too).
 
-Nothing here needs certificates: for T-01 the probe completes the TLS handshake
-as a client that does not check the server certificate, only to see whether the
-injected command is answered.  Every wait is bounded by the per-case timeout and
-by the whole run's budget.
+Nothing here needs certificates: for the STARTTLS cases (T-01..T-05, with
+``--starttls``) the probe completes the TLS handshake as a client that does not
+check the server certificate, only to see what the server says inside TLS.
+Every wait is bounded by the per-case timeout and by the whole run's budget;
+the limit cases send bounded amounts (R-02: 1 MiB of one line, R-04d: one
+octet over an advertised SIZE of at most 32 MiB, R-05: 1001 recipients) and
+say "inconclusive" when that was not enough to reach the server's limit.
+
+Rows that cannot be probed from outside (client-side rows, codec rows, the
+slow-loris timeouts of R-08) are listed with the reason in docs/fuzzing.md.
 """
 
 from __future__ import annotations
@@ -75,6 +81,8 @@ class _Seen:
 
     code: int
     text: str
+    #: The lines after the first (an EHLO reply's keywords).
+    more: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         text = self.text if len(self.text) <= 40 else self.text[:37] + "..."
@@ -101,6 +109,8 @@ class _Session:
 
     def __init__(self, sock: socket.socket, timeout: float, deadline: float) -> None:
         self.deadline = min(deadline, time.monotonic() + timeout)
+        self.run_deadline = deadline
+        self.timeout = timeout
         self.sock: socket.socket | ssl.SSLSocket = sock
         self.conn = Connection(Role.CLIENT, Config(bare_newline="normalize"))
         self.tracking = True
@@ -131,6 +141,25 @@ class _Session:
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
+
+    def extend(self, factor: float) -> None:
+        """Give a case that must send a lot (limits) ``factor`` times the
+        per-case timeout from now, never past the run's deadline."""
+        self.deadline = min(self.run_deadline, max(self.deadline, time.monotonic() + factor * self.timeout))
+
+    def starttls(self, host: str) -> str | None:
+        """Complete a TLS handshake on the connection; the error's name if it
+        failed.  The certificate is not checked: the probe only looks at what
+        the server says inside TLS, it authenticates nothing."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            self.sock.settimeout(max(0.05, self.remaining()))
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=host)
+        except (OSError, ssl.SSLError) as exc:
+            return type(exc).__name__
+        return None
 
     def _recv(self, until: float) -> bool:
         """Read once; False on timeout or when the peer closed."""
@@ -211,6 +240,8 @@ class _Session:
 
     def raw(self, data: bytes) -> None:
         try:
+            # A server that stops reading must not block us past the deadline.
+            self.sock.settimeout(max(0.05, self.remaining()))
             self.sock.sendall(data)
         except OSError:
             # The server stopped reading (it may have closed after a refusal);
@@ -236,15 +267,17 @@ class _Session:
                 continue
             lines.append(parsed.text)
             if parsed.last:
-                out.append(_Seen(parsed.code, lines[0]))
+                out.append(_Seen(parsed.code, lines[0], tuple(lines[1:])))
                 lines = []
         return out, data[pos:]
 
-    def collect(self, mark: int, at_least: int, settle: float) -> list[_Seen]:
+    def collect(self, mark: int, at_least: int, settle: float, wait: float | None = None) -> list[_Seen]:
         """Read until ``at_least`` replies arrived (or the peer closed, or time
-        ran out), then for ``settle`` more seconds of quiet."""
+        ran out: the case's deadline, or ``wait`` seconds if given), then for
+        ``settle`` more seconds of quiet."""
+        until = self.deadline if wait is None else min(self.deadline, time.monotonic() + wait)
         while len(self.seen(mark)[0]) < at_least:
-            if not self._recv(self.deadline):
+            if not self._recv(until):
                 return self.seen(mark)[0]
         while self._recv(time.monotonic() + settle):
             pass
@@ -257,7 +290,7 @@ def _codes(seen: Sequence[_Seen]) -> str:
     if len(seen) <= 2:
         return ", ".join(str(s) for s in seen)
     # Many replies: the code and the first word (often the enhanced code) each.
-    return ", ".join(f"{s.code} {s.text.split(' ', 1)[0]}".rstrip() for s in seen)
+    return _runs(seen)
 
 
 def _malformed(seen: Sequence[_Seen]) -> bool:
@@ -301,7 +334,17 @@ def _open_transaction(s: _Session, o: _Options) -> None:
     s.command(Data(), "DATA", want=354)
 
 
-def _smuggling(case: str, title: str, segments: Sequence[bytes]) -> Case:
+_CONTENT: tuple[Verdict, str] = ("safe", "one reply, after the real <CR><LF>.<CR><LF>: the variant stayed message content")
+
+
+_EARLY_END = "the variant ended DATA early and the rest of the content was read as commands"
+
+
+def _smuggling(case: str, title: str, segments: Sequence[bytes],
+               accepted: tuple[Verdict, str] = _CONTENT, many: str = _EARLY_END) -> Case:
+    """After DATA, ``segments`` a moment apart: one reply, after the real end
+    of data, is safe (``accepted`` says what a 2xx means); more than one means
+    ``many``."""
     def run(s: _Session, o: _Options) -> CaseResult:
         sent = " + ".join(escape(seg, 48) for seg in segments)
         _open_transaction(s, o)
@@ -319,12 +362,10 @@ def _smuggling(case: str, title: str, segments: Sequence[bytes]) -> Case:
             return CaseResult(case, title, sent, did, "inconclusive", why)
         if len(seen) > 1:
             return CaseResult(case, title, sent, did, "vulnerable",
-                              f"{len(seen)} replies to one message: the variant ended DATA early "
-                              "and the rest of the content was read as commands")
+                              f"{len(seen)} replies to one message: {many}")
         first = seen[0]
         if first.code < 400:
-            return CaseResult(case, title, sent, did, "safe",
-                              "one reply, after the real <CR><LF>.<CR><LF>: the variant stayed message content")
+            return CaseResult(case, title, sent, did, *accepted)
         return CaseResult(case, title, sent, did, "safe",
                           f"one reply: the message was refused ({first.code}), no second message")
     return run
@@ -488,17 +529,11 @@ def _case_t01(s: _Session, o: _Options) -> CaseResult:
                           f"refused the bytes sent behind STARTTLS ({seen[1].code}) instead of running them")
     if s.closed:
         return CaseResult("T-01", title, sent, did, "safe", "closed after the 220 rather than run the injected RSET")
-    # 220 and silence: shake hands (no certificate check: we only look at what
-    # the server says next) and see whether the RSET is answered inside TLS.
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    try:
-        s.sock.settimeout(max(0.05, s.remaining()))
-        s.sock = ctx.wrap_socket(s.sock, server_hostname=o.host)
-    except (OSError, ssl.SSLError) as exc:
+    # 220 and silence: shake hands and see whether the RSET is answered inside TLS.
+    failed = s.starttls(o.host)
+    if failed:
         return CaseResult("T-01", title, sent, did + "; TLS handshake failed", "inconclusive",
-                          f"220, no cleartext answer to RSET; could not complete TLS ({type(exc).__name__})")
+                          f"220, no cleartext answer to RSET; could not complete TLS ({failed})")
     tls_mark = len(s.wire)
     early = s.collect(tls_mark, 0, o.settle)
     s.raw(b"EHLO " + o.helo.encode() + b"\r\n")
@@ -511,6 +546,682 @@ def _case_t01(s: _Session, o: _Options) -> CaseResult:
         return CaseResult("T-01", title, sent, did, "safe",
                           "the cleartext RSET was discarded: inside TLS only the EHLO was answered")
     return CaseResult("T-01", title, sent, did, "inconclusive", "no reply inside TLS")
+
+
+# ---- helpers shared by the cases below
+
+#: R-04d sends at most this much content (one octet over an advertised SIZE up
+#: to it); a larger advertised limit is reported inconclusive, not tested.
+_MAX_DATA = 32 * 1024 * 1024 + 1
+#: R-04d without an advertised limit: this much, then "no limit reached".
+_UNLIMITED_DATA = 1024 * 1024
+#: R-02: one command line this long, without LF, in 64 KiB writes.
+_ENDLESS = 1024 * 1024
+#: R-05: RCPT commands sent at most (Postfix's smtpd_recipient_limit is 1000).
+_RCPTS = 1001
+
+
+def _keywords(lines: Sequence[str]) -> dict[str, list[str]]:
+    """The EHLO keywords (upper case) of an EHLO reply's lines after the first."""
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        words = line.split()
+        if words:
+            out[words[0].upper()] = words[1:]
+    return out
+
+
+def _ehlo(s: _Session, o: _Options) -> dict[str, list[str]]:
+    return _keywords(s.command(Ehlo(domain=o.helo), "EHLO").lines[1:])
+
+
+def _size_limit(kw: dict[str, list[str]]) -> int:
+    """The advertised SIZE limit; 0 when there is none (RFC 1870: SIZE alone or 0)."""
+    args = kw.get("SIZE") or ["0"]
+    return int(args[0]) if args[0].isdigit() else 0
+
+
+def _without_goodbye(seen: list[_Seen], s: _Session) -> list[_Seen]:
+    """``seen`` without a last 421 the server sent as it hung up (an error
+    limit reached): that reply belongs to no command."""
+    if len(seen) > 1 and seen[-1].code == 421 and s.closed:
+        return seen[:-1]
+    return seen
+
+
+def _poll(s: _Session, mark: int) -> list[_Seen]:
+    """Replies so far, reading only what has already arrived."""
+    return s.collect(mark, 0, 0.005)
+
+
+def _runs(seen: Sequence[_Seen]) -> str:
+    """Replies as code and first word each, a repeated one counted
+    (``250 2.1.5 ×1000, 452 4.5.3``)."""
+    keys = [f"{s.code} {s.text.split(' ', 1)[0]}".rstrip() for s in seen]
+    parts: list[str] = []
+    i = 0
+    while i < len(keys):
+        j = i
+        while j < len(keys) and keys[j] == keys[i]:
+            j += 1
+        parts.append(f"{keys[i]} ×{j - i}" if j - i > 1 else keys[i])
+        i = j
+    return ", ".join(parts)
+
+
+_Judge = Callable[[_Seen, dict[str, list[str]]], tuple[Verdict, str]]
+
+
+def _one_line(case: str, title: str, line: Callable[[_Options], bytes], judge: _Judge,
+              *, needs_starttls: bool = False) -> Case:
+    """After EHLO, one command line; exactly one reply is judged."""
+    def run(s: _Session, o: _Options) -> CaseResult:
+        data = line(o)
+        sent = escape(data)
+        s.greeting()
+        kw = _ehlo(s, o)
+        if needs_starttls and "STARTTLS" not in kw:
+            return CaseResult(case, title, sent, "EHLO reply without STARTTLS", "inconclusive",
+                              "the server does not offer STARTTLS")
+        mark = s.mark()
+        s.raw(data)
+        seen = _without_goodbye(s.collect(mark, 1, o.settle), s)
+        did = _did(seen, s)
+        if _malformed(seen):
+            return CaseResult(case, title, sent, did, "inconclusive", "the server sent a malformed reply line")
+        if not seen:
+            if s.closed:
+                return CaseResult(case, title, sent, did, "safe", "closed the connection rather than take the line")
+            return CaseResult(case, title, sent, did, "inconclusive", s.silence("no reply"))
+        if len(seen) > 1:
+            return CaseResult(case, title, sent, did, "vulnerable",
+                              f"{len(seen)} replies to one line: it was split into several commands")
+        verdict, reason = judge(seen[0], kw)
+        return CaseResult(case, title, sent, did, verdict, reason)
+    return run
+
+
+def _refused(what: str) -> _Judge:
+    """Judge: a 4xx/5xx is safe, anything else shows the wrong behaviour."""
+    def judge(r: _Seen, kw: dict[str, list[str]]) -> tuple[Verdict, str]:
+        if r.code >= 400:
+            return "safe", f"refused {what} ({r.code})"
+        return "vulnerable", f"accepted {what}"
+    return judge
+
+
+# ---- DATA-phase cases
+
+
+def _case_s11(s: _Session, o: _Options) -> CaseResult:
+    title = "empty message: '.' right after the 354"
+    seg = b".\r\n"
+    sent = escape(seg) + " (then \\r\\n.\\r\\n if unanswered)"
+    _open_transaction(s, o)
+    mark = s.mark()
+    s.raw(seg)
+    seen = s.collect(mark, 1, o.settle, wait=min(2.0, s.timeout / 2))
+    if not seen and not s.closed and not s.flooded:
+        # Perhaps it wants a CRLF in front of the dot: another end of data tells.
+        s.raw(b"\r\n.\r\n")
+        later = s.collect(mark, 1, o.settle)
+        did = "no reply; after \\r\\n.\\r\\n: " + _did(later, s)
+        if _malformed(later):
+            return CaseResult("S-11", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+        if later:
+            return CaseResult("S-11", title, sent, did, "vulnerable",
+                              "'.' straight after the 354 did not end the message; only a second "
+                              "<CR><LF>.<CR><LF> did (RFC 5321 §4.1.1.4)")
+        return CaseResult("S-11", title, sent, did, "inconclusive", s.silence("no reply to either end of data"))
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("S-11", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not seen:
+        return CaseResult("S-11", title, sent, did, "inconclusive", s.silence("no reply"))
+    if len(seen) > 1:
+        return CaseResult("S-11", title, sent, did, "vulnerable", f"{len(seen)} replies to one end of data")
+    return CaseResult("S-11", title, sent, did, "safe",
+                      f"one reply ({seen[0].code}): the empty message ended at the '.' line")
+
+
+def _case_s13(s: _Session, o: _Options) -> CaseResult:
+    title = "BDAT chunk holding an end of data and a command"
+    chunk = b"x\r\n.\r\nMAIL FROM:<a@x.example>\r\n"
+    head = b"BDAT %d LAST\r\n" % len(chunk)
+    s.greeting()
+    kw = _ehlo(s, o)
+    s.command(Mail(reverse_path=o.mail_from), "MAIL")
+    s.command(Rcpt(forward_path=o.rcpt_to), "RCPT")
+    mark = s.mark()
+    if "CHUNKING" not in kw:
+        sent = escape(head)
+        s.raw(head)
+        seen = s.collect(mark, 1, o.settle)
+        did = _did(seen, s)
+        if _malformed(seen):
+            return CaseResult("S-13", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+        if seen and seen[0].code >= 500:
+            return CaseResult("S-13", title, sent, did, "safe",
+                              f"does not offer CHUNKING and refused BDAT ({seen[0].code})")
+        if not seen:
+            return CaseResult("S-13", title, sent, did, "inconclusive", s.silence("no reply to BDAT"))
+        return CaseResult("S-13", title, sent, did, "inconclusive",
+                          f"does not offer CHUNKING but answered BDAT with {seen[0].code}")
+    sent = escape(head + chunk[:6]) + " + " + escape(chunk[6:]) + " + QUIT\\r\\n"
+    s.raw(head + chunk[:6])
+    time.sleep(min(0.1, max(0.0, s.remaining())))  # a DATA-style scanner would answer now
+    s.raw(chunk[6:])
+    first = s.collect(mark, 1, o.settle)
+    s.raw(b"QUIT\r\n")
+    seen = s.collect(mark, len(first) + 1, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("S-13", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    body = seen[:-1] if seen and seen[-1].code == 221 else seen
+    if len(body) > 1:
+        return CaseResult("S-13", title, sent, did, "vulnerable",
+                          f"{len(body)} replies to one BDAT chunk: its <CR><LF>.<CR><LF> or MAIL line "
+                          "was read as protocol")
+    if not body:
+        return CaseResult("S-13", title, sent, did, "inconclusive", s.silence("no reply to the BDAT chunk"))
+    if body[0].code < 400:
+        return CaseResult("S-13", title, sent, did, "safe",
+                          f"one reply to the chunk, then QUIT answered: the {len(chunk)} octets were content")
+    return CaseResult("S-13", title, sent, did, "safe",
+                      f"one reply: the chunk was refused ({body[0].code}), nothing in it ran")
+
+
+def _case_f01(s: _Session, o: _Options) -> CaseResult:
+    title = "connection closed in the middle of DATA"
+    seg = b"Subject: smtpproto probe F-01\r\n\r\npartial body\r\n"
+    sent = escape(seg) + " + EOF"
+    _open_transaction(s, o)
+    mark = s.mark()
+    s.raw(seg)
+    try:
+        s.sock.shutdown(socket.SHUT_WR)  # our half only: we still read
+    except OSError:
+        pass
+    seen = s.collect(mark, 1, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("F-01", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if any(r.code < 400 for r in seen):
+        return CaseResult("F-01", title, sent, did, "vulnerable",
+                          "accepted a message cut off by the end of the connection")
+    if s.closed:
+        return CaseResult("F-01", title, sent, did, "safe", "closed without accepting the partial message")
+    return CaseResult("F-01", title, sent, did, "inconclusive", s.silence("neither replied nor closed after EOF"))
+
+
+def _case_f02(s: _Session, o: _Options) -> CaseResult:
+    title = "end of data split across reads"
+    parts = [b"Subject: smtpproto probe F-02\r\n\r\nbody\r", b"\n", b".", b"\r", b"\n"]
+    sent = " + ".join(escape(p, 40) for p in parts)
+    _open_transaction(s, o)
+    try:
+        s.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # one segment per write
+    except OSError:
+        pass
+    mark = s.mark()
+    for i, part in enumerate(parts[:-1]):
+        s.raw(part)
+        early = s.collect(mark, 0, 0.1)
+        if early or s.closed:
+            did = _did(early, s)
+            if not early:
+                return CaseResult("F-02", title, sent, did, "inconclusive", "closed before the end of data")
+            return CaseResult("F-02", title, sent, did, "vulnerable",
+                              f"answered after segment {i + 1} of {len(parts)}, before the end of data was complete")
+    s.raw(parts[-1])
+    seen = s.collect(mark, 1, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("F-02", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not seen:
+        if s.closed or s.flooded:
+            return CaseResult("F-02", title, sent, did, "inconclusive", s.silence("no reply"))
+        return CaseResult("F-02", title, sent, did, "vulnerable",
+                          "no reply: it missed the <CR><LF>.<CR><LF> that came in pieces")
+    if len(seen) > 1:
+        return CaseResult("F-02", title, sent, did, "vulnerable", f"{len(seen)} replies to one message")
+    return CaseResult("F-02", title, sent, did, "safe",
+                      f"one reply ({seen[0].code}) once the last piece of <CR><LF>.<CR><LF> arrived")
+
+
+# ---- STARTTLS cases (--starttls)
+
+
+def _offers_starttls(kw: dict[str, list[str]]) -> bool:
+    return "STARTTLS" in kw
+
+
+def _case_t02(s: _Session, o: _Options) -> CaseResult:
+    title = "STARTTLS injection of a transaction"
+    seg = (b"STARTTLS\r\nMAIL FROM:<" + o.mail_from.encode() + b">\r\nRCPT TO:<" + o.rcpt_to.encode()
+           + b">\r\nDATA\r\n")
+    sent = escape(seg)
+    s.greeting()
+    if not _offers_starttls(_ehlo(s, o)):
+        return CaseResult("T-02", title, sent, "EHLO reply without STARTTLS", "inconclusive",
+                          "the server does not offer STARTTLS")
+    mark = s.mark()
+    s.raw(seg)
+    seen = s.collect(mark, 1, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("T-02", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not seen:
+        return CaseResult("T-02", title, sent, did, "inconclusive", s.silence("no reply to STARTTLS"))
+    if seen[0].code != 220:
+        if seen[0].code == 554 or s.closed:
+            return CaseResult("T-02", title, sent, did, "safe",
+                              f"refused STARTTLS with commands behind it ({seen[0].code})")
+        return CaseResult("T-02", title, sent, did, "inconclusive", f"STARTTLS refused ({seen[0].code})")
+    if len(seen) > 1:
+        if any(r.code < 400 for r in seen[1:]):
+            return CaseResult("T-02", title, sent, did, "vulnerable",
+                              "answered the injected commands in cleartext after its 220")
+        return CaseResult("T-02", title, sent, did, "safe",
+                          f"refused the commands sent behind STARTTLS ({seen[1].code}) instead of running them")
+    if s.closed:
+        return CaseResult("T-02", title, sent, did, "safe", "closed after the 220 rather than run the injected commands")
+    failed = s.starttls(o.host)
+    if failed:
+        return CaseResult("T-02", title, sent, did + "; TLS handshake failed", "inconclusive",
+                          f"could not complete TLS ({failed})")
+    tls_mark = len(s.wire)
+    early = s.collect(tls_mark, 0, o.settle)
+    if early:
+        return CaseResult("T-02", title, sent, f"{did}; in TLS unasked: {_codes(early)}", "vulnerable",
+                          "answered the cleartext MAIL/RCPT/DATA inside TLS before anything was sent there")
+    s.raw(b"RCPT TO:<" + o.rcpt_to.encode() + b">\r\n")
+    inside = s.collect(tls_mark, 1, o.settle)
+    did = f"{did}; in TLS, RCPT: {_codes(inside)}"
+    if _malformed(inside):
+        return CaseResult("T-02", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not inside:
+        return CaseResult("T-02", title, sent, did, "inconclusive", s.silence("no reply inside TLS"))
+    if len(inside) > 1:
+        return CaseResult("T-02", title, sent, did, "vulnerable",
+                          f"{len(inside)} replies to one command inside TLS: the injected ones ran there")
+    if inside[0].code < 400:
+        return CaseResult("T-02", title, sent, did, "vulnerable",
+                          "accepted RCPT inside TLS with no MAIL sent there: the injected MAIL was in effect")
+    return CaseResult("T-02", title, sent, did, "safe",
+                      f"inside TLS, RCPT without MAIL got {inside[0].code}: the injected transaction was discarded")
+
+
+def _case_t03(s: _Session, o: _Options) -> CaseResult:
+    title = "state after STARTTLS"
+    sent = "MAIL, STARTTLS; in TLS: RCPT, EHLO, STARTTLS (one at a time)"
+    s.greeting()
+    if not _offers_starttls(_ehlo(s, o)):
+        return CaseResult("T-03", title, sent, "EHLO reply without STARTTLS", "inconclusive",
+                          "the server does not offer STARTTLS")
+    s.command(Mail(reverse_path=o.mail_from), "MAIL")
+    mark = s.mark()
+    s.raw(b"STARTTLS\r\n")
+    seen = s.collect(mark, 1, 0)
+    first = "STARTTLS 220"
+    if seen and not _malformed(seen) and seen[0].code >= 400 and not s.closed:
+        # Refusing STARTTLS inside a transaction (Postfix: 503) also keeps the
+        # MAIL from crossing over; the other checks need a session without it.
+        first = f"STARTTLS {seen[0].code}, RSET, STARTTLS 220"
+        s.raw(b"RSET\r\n")
+        seen = s.collect(mark, 2, 0)
+        if len(seen) == 2 and seen[1].code < 400:
+            s.raw(b"STARTTLS\r\n")
+            seen = s.collect(mark, 3, 0)
+        seen = seen[2:]
+    if _malformed(seen) or not seen or seen[0].code != 220:
+        return CaseResult("T-03", title, sent, _did(s.seen(mark)[0], s), "inconclusive",
+                          "STARTTLS was not answered with 220" if seen else s.silence("no reply to STARTTLS"))
+    failed = s.starttls(o.host)
+    if failed:
+        return CaseResult("T-03", title, sent, f"{first}; TLS handshake failed", "inconclusive",
+                          f"could not complete TLS ({failed})")
+    did = [first]
+    problems: list[str] = []
+    for name, line in (("RCPT", b"RCPT TO:<" + o.rcpt_to.encode() + b">\r\n"),
+                       ("EHLO", b"EHLO " + o.helo.encode() + b"\r\n"),
+                       ("STARTTLS", b"STARTTLS\r\n")):
+        m = len(s.wire)
+        s.raw(line)
+        got = s.collect(m, 1, 0)
+        if _malformed(got) or not got:
+            did.append(f"{name}: {_did(got, s)}")
+            why = "the server sent a malformed reply line" if got else s.silence(f"no reply to {name} inside TLS")
+            return CaseResult("T-03", title, sent, "; ".join(did), "inconclusive", why)
+        r = got[0]
+        if name == "EHLO":
+            again = "STARTTLS" in _keywords(r.more)
+            did.append(f"EHLO {r.code}" + (" with STARTTLS" if again else " (no STARTTLS)"))
+            if again:
+                problems.append("its EHLO reply inside TLS offers STARTTLS again (RFC 3207 §4.2)")
+        else:
+            did.append(f"{name} {r.code}")
+            if name == "RCPT" and r.code < 400:
+                problems.append("RCPT was accepted inside TLS: the MAIL given before TLS survived")
+            if name == "STARTTLS" and r.code == 220:
+                problems.append("a second STARTTLS was accepted")
+        if s.closed:
+            break
+    text = "; in TLS: ".join([did[0], ", ".join(did[1:])])
+    if problems:
+        return CaseResult("T-03", title, sent, text, "vulnerable", "; ".join(problems))
+    if len(did) < 4:
+        return CaseResult("T-03", title, sent, text + "; closed", "inconclusive", "closed before every step ran")
+    why = "TLS started a new session: no transaction, STARTTLS neither offered nor accepted again"
+    if first != "STARTTLS 220":
+        why = "refused STARTTLS inside a transaction; after RSET, " + why
+    return CaseResult("T-03", title, sent, text, "safe", why)
+
+
+def _case_t04(s: _Session, o: _Options) -> CaseResult:
+    title = "AUTH before TLS"
+    line = b"AUTH PLAIN\r\n"
+    sent = escape(line) + " (no credentials)"
+    s.greeting()
+    kw = _ehlo(s, o)
+    if not _offers_starttls(kw):
+        return CaseResult("T-04", title, sent, "EHLO reply without STARTTLS", "inconclusive",
+                          "the server does not offer STARTTLS")
+    if "AUTH" in kw:
+        return CaseResult("T-04", title, "EHLO (cleartext)", "AUTH " + " ".join(kw["AUTH"]), "vulnerable",
+                          "offers AUTH before STARTTLS: a client may send its password in cleartext")
+    mark = s.mark()
+    s.raw(line)
+    seen = s.collect(mark, 1, o.settle)
+    if seen and seen[0].code == 334:
+        s.raw(b"*\r\n")  # cancel the exchange (RFC 4954 §4)
+        seen = s.collect(mark, 2, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("T-04", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not seen:
+        return CaseResult("T-04", title, sent, did, "inconclusive", s.silence("no reply to AUTH"))
+    if seen[0].code < 400:
+        return CaseResult("T-04", title, sent, did, "vulnerable",
+                          f"started an AUTH exchange in cleartext ({seen[0].code}) without offering AUTH there")
+    return CaseResult("T-04", title, sent, did, "safe", f"no AUTH before TLS: not offered, refused ({seen[0].code})")
+
+
+def _t05_judge(r: _Seen, kw: dict[str, list[str]]) -> tuple[Verdict, str]:
+    if r.code == 220:
+        return "vulnerable", "agreed to start TLS on a STARTTLS with a parameter (RFC 3207: 501)"
+    if r.code >= 400:
+        return "safe", f"refused STARTTLS with a parameter ({r.code})"
+    return "inconclusive", f"answered {r.code}"
+
+
+# ---- command-phase cases
+
+
+def _case_p02(s: _Session, o: _Options) -> CaseResult:
+    title = "commands pipelined behind EHLO"
+    seg = (b"EHLO " + o.helo.encode() + b"\r\nMAIL FROM:<" + o.mail_from.encode() + b">\r\nRCPT TO:<"
+           + o.rcpt_to.encode() + b">\r\n")
+    sent = escape(seg)
+    s.greeting()
+    mark = s.mark()
+    s.raw(seg)
+    seen = s.collect(mark, 3, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("P-02", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not seen:
+        return CaseResult("P-02", title, sent, did, "inconclusive", s.silence("no reply"))
+    if any(r.code < 400 for r in seen[1:]):
+        return CaseResult("P-02", title, sent, did, "vulnerable",
+                          "ran MAIL/RCPT sent behind EHLO before its reply (RFC 2920 §3.1: EHLO ends a group)")
+    if seen[0].code == 554:
+        # Postfix's smtpd_forbid_unauth_pipelining answers the EHLO itself so.
+        return CaseResult("P-02", title, sent, did, "safe", "refused the EHLO that had commands behind it (554)")
+    if seen[0].code >= 400:
+        return CaseResult("P-02", title, sent, did, "inconclusive", f"EHLO refused ({seen[0].code})")
+    if seen[1:] or s.closed:
+        return CaseResult("P-02", title, sent, did, "safe",
+                          "answered the EHLO, then refused what was pipelined behind it")
+    return CaseResult("P-02", title, sent, did, "inconclusive", "answered the EHLO only; the rest got no reply")
+
+
+def _c06_judge(r: _Seen, kw: dict[str, list[str]]) -> tuple[Verdict, str]:
+    if r.code >= 400:
+        return "safe", f"refused a UTF-8 sender given without the SMTPUTF8 parameter ({r.code})"
+    if "SMTPUTF8" in kw:
+        return "inconclusive", ("offers SMTPUTF8 and accepted a UTF-8 sender without the SMTPUTF8 "
+                                "parameter (RFC 6531 §3.4 wants it)")
+    return "vulnerable", "accepted a UTF-8 sender though it does not offer SMTPUTF8"
+
+
+def _case_r02(s: _Session, o: _Options) -> CaseResult:
+    title = "endless command line"
+    sent = f"A × {_ENDLESS // 1024} KiB, no LF, in 64 KiB writes"
+    piece = b"A" * 65536
+    s.greeting()
+    _ehlo(s, o)
+    s.extend(2)
+    mark = s.mark()
+    done = 0
+    while done < _ENDLESS:
+        s.raw(piece)
+        if s.send_failed:
+            break
+        done += len(piece)
+        if _poll(s, mark) or s.closed:
+            break
+    seen = s.collect(mark, 0, o.settle)
+    did = f"{_did(seen, s)} after {done // 1024} KiB"
+    if _malformed(seen):
+        return CaseResult("R-02", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if len(seen) > 1 and not (len(seen) == 2 and s.closed):
+        return CaseResult("R-02", title, sent, did, "vulnerable",
+                          f"{len(seen)} replies to one line: it was cut into several commands")
+    if s.closed:
+        return CaseResult("R-02", title, sent, did, "safe", f"gave up on the line within {done // 1024} KiB and closed")
+    if seen:
+        return CaseResult("R-02", title, sent, did, "inconclusive",
+                          f"refused the line ({seen[0].code}) but kept reading it; the catalogue wants a close "
+                          "after a discard budget")
+    return CaseResult("R-02", title, sent, did, "inconclusive",
+                      f"took {done // 1024} KiB of one line without a word: bounded discarding cannot be told "
+                      "from buffering it all; the catalogue wants 500 and a close after a discard budget")
+
+
+def _case_r04d(s: _Session, o: _Options) -> CaseResult:
+    title = "message one octet over the SIZE limit"
+    s.greeting()
+    limit = _size_limit(_ehlo(s, o))
+    if limit + 1 > _MAX_DATA:
+        return CaseResult("R-04d", title, "nothing", f"SIZE {limit}", "inconclusive",
+                          f"the advertised limit is more than the probe sends ({_MAX_DATA - 1} octets)")
+    amount = limit + 1 if limit else _UNLIMITED_DATA
+    head = b"Subject: smtpproto probe R-04\r\n\r\n"
+    # 500-octet lines, the last one shortened so the content is exactly `amount`.
+    full, rest = divmod(amount - len(head), 500)
+    if 0 < rest < 3:
+        full, rest = full - 1, rest + 500
+    content = head + (b"x" * 498 + b"\r\n") * full + (b"x" * (rest - 2) + b"\r\n" if rest else b"")
+    sent = f"{len(content)} octets of content" + (f" (SIZE {limit} + 1)" if limit else " (no SIZE limit advertised)")
+    s.command(Mail(reverse_path=o.mail_from), "MAIL")
+    s.command(Rcpt(forward_path=o.rcpt_to), "RCPT")
+    s.command(Data(), "DATA", want=354)
+    s.extend(3)
+    mark = s.mark()
+    view = memoryview(content)
+    for start in range(0, len(content), 256 * 1024):
+        s.raw(bytes(view[start:start + 256 * 1024]))
+        if s.send_failed or _poll(s, mark) or s.closed:
+            break
+    else:
+        s.raw(b".\r\n")
+    seen = s.collect(mark, 1, o.settle)
+    did = _did(seen, s)
+    if _malformed(seen):
+        return CaseResult("R-04d", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if not seen:
+        if s.closed:
+            return CaseResult("R-04d", title, sent, did, "safe", "closed the connection rather than take it all")
+        return CaseResult("R-04d", title, sent, did, "inconclusive", s.silence("no reply"))
+    if len(_without_goodbye(seen, s)) > 1:
+        return CaseResult("R-04d", title, sent, did, "vulnerable", f"{len(seen)} replies to one message")
+    if seen[0].code >= 400:
+        return CaseResult("R-04d", title, sent, did, "safe", f"refused {amount} octets ({seen[0].code})")
+    if limit:
+        return CaseResult("R-04d", title, sent, did, "vulnerable",
+                          f"accepted {amount} octets though it advertises SIZE {limit}")
+    return CaseResult("R-04d", title, sent, did, "inconclusive",
+                      f"accepted {amount} octets; it advertises no size limit, so none was reached")
+
+
+def _r04a_judge(r: _Seen, kw: dict[str, list[str]]) -> tuple[Verdict, str]:
+    limit = _size_limit(kw)
+    if r.code >= 400:
+        return "safe", f"refused the declared size ({r.code})"
+    if limit:
+        return "vulnerable", f"accepted a declared size of 99999999999 octets with SIZE {limit} advertised"
+    if "SIZE" in kw:
+        return "inconclusive", "accepted: it advertises SIZE without a fixed limit"
+    return "inconclusive", "accepted: it does not advertise SIZE (RFC 1870 wants 555 for the parameter)"
+
+
+def _bad_size(what: str) -> _Judge:
+    def judge(r: _Seen, kw: dict[str, list[str]]) -> tuple[Verdict, str]:
+        if r.code >= 400:
+            return "safe", f"refused {what} ({r.code})"
+        if "SIZE" not in kw:
+            return "inconclusive", f"accepted {what} for a SIZE it does not advertise"
+        return "vulnerable", f"accepted {what}"
+    return judge
+
+
+def _case_r05(s: _Session, o: _Options) -> CaseResult:
+    title = "recipient limit"
+    line = b"RCPT TO:<" + o.rcpt_to.encode() + b">\r\n"
+    s.greeting()
+    kw = _ehlo(s, o)
+    s.command(Mail(reverse_path=o.mail_from), "MAIL")
+    batch = 10 if "PIPELINING" in kw else 1
+    sent = f"up to {_RCPTS} × {escape(line)}" + (f", {batch} per write" if batch > 1 else "") + ", then RSET"
+    s.extend(3)
+    seen: list[_Seen] = []
+    while len(seen) < _RCPTS:
+        n = min(batch, _RCPTS - len(seen))
+        m = len(s.wire)
+        s.raw(line * n)
+        got = s.collect(m, n, 0)
+        seen += got
+        if len(got) < n or _malformed(got) or any(r.code >= 300 for r in got):
+            break
+    accepted = 0
+    while accepted < len(seen) and 200 <= seen[accepted].code < 300:
+        accepted += 1
+    refusal = seen[accepted] if accepted < len(seen) else None
+    rset: list[_Seen] = []
+    if refusal is not None and not s.closed:
+        m = len(s.wire)
+        s.raw(b"RSET\r\n")
+        rset = s.collect(m, 1, 0)
+    did = _did(seen, s) + (f"; RSET: {_codes(rset)}" if rset else "")
+    if _malformed(seen) or _malformed(rset):
+        return CaseResult("R-05", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+    if refusal is None:
+        if accepted >= _RCPTS:
+            return CaseResult("R-05", title, sent, did, "inconclusive",
+                              f"accepted all {_RCPTS}: no limit up to there (a higher limit cannot be told "
+                              "from none)")
+        return CaseResult("R-05", title, sent, did, "inconclusive",
+                          s.silence(f"stopped answering after {accepted} recipients"))
+    if accepted < 100:
+        return CaseResult("R-05", title, sent, did, "inconclusive",
+                          f"refused recipient {accepted + 1} ({refusal.code}): a policy refusal, not a limit "
+                          "(RFC 5321 §4.5.3.1.8 requires 100)")
+    usable = bool(rset) and rset[0].code < 400
+    tail = f"; the session went on (RSET {rset[0].code})" if usable else "; the session did not go on"
+    if refusal.code // 100 == 4:
+        return CaseResult("R-05", title, sent, did, "safe", f"accepted {accepted}, then {refusal.code}{tail}")
+    return CaseResult("R-05", title, sent, did, "safe",
+                      f"accepted {accepted}, then {refusal.code} (RFC 5321 §4.5.3.1.10 prefers 452){tail}")
+
+
+def _case_r06(s: _Session, o: _Options) -> CaseResult:
+    title = "address length limits"
+    long_domain = ".".join(["d" * 63] * 3 + ["d" * 56]) + ".example"  # 256 octets
+    paths = [("local part 65", b"a" * 65 + b"@x.example"),
+             ("domain 256", b"a@" + long_domain.encode()),
+             ("path 257", b"a" * 64 + b"@" + b"d" * 63 + b"." + b"d" * 63 + b"." + b"d" * 54 + b".example")]
+    sent = "MAIL FROM with " + ", ".join(name for name, _ in paths) + " octets"
+    s.greeting()
+    _ehlo(s, o)
+    mark = s.mark()
+    did: list[str] = []
+    taken: list[str] = []
+    for name, path in paths:
+        m = len(s.wire)
+        s.raw(b"MAIL FROM:<" + path + b">\r\n")
+        got = s.collect(m, 1, 0)
+        if _malformed(got) or not got:
+            did.append(f"{name}: {_did(got, s)}")
+            why = "the server sent a malformed reply line" if got else s.silence(f"no reply ({name})")
+            return CaseResult("R-06", title, sent, ", ".join(did), "inconclusive", why)
+        did.append(f"{name}: {got[0].code}")
+        if got[0].code < 400:
+            taken.append(name)
+            m = len(s.wire)
+            s.raw(b"RSET\r\n")
+            s.collect(m, 1, 0)
+        if s.closed:
+            break
+    text = ", ".join(did) + ("; closed" if s.closed else "")
+    extra = s.collect(mark, 0, o.settle)
+    if len(extra) > len(did) + len(taken):
+        return CaseResult("R-06", title, sent, text, "vulnerable", "more replies than commands: a line was split")
+    if taken:
+        return CaseResult("R-06", title, sent, text, "inconclusive",
+                          f"accepted {', '.join(taken)}: RFC 5321 §4.5.3.1 allows longer objects, the catalogue "
+                          "wants 501 past 64/255/256")
+    return CaseResult("R-06", title, sent, text, "safe", "refused every over-long address")
+
+
+def _budget(case: str, title: str, lines: Sequence[bytes], count: int, what: str) -> Case:
+    """Send ``count`` lines (cycling through ``lines``) one at a time: the
+    server should close (or slow down, as a tarpit) before the end."""
+    def run(s: _Session, o: _Options) -> CaseResult:
+        sent = f"{count} × " + " / ".join(escape(line) for line in lines) + ", one at a time"
+        s.greeting()
+        _ehlo(s, o)
+        s.extend(3)
+        mark = s.mark()
+        took: list[float] = []
+        slowed = 0.0
+        for i in range(count):
+            m = len(s.wire)
+            t0 = time.monotonic()
+            s.raw(lines[i % len(lines)])
+            got = s.collect(m, 1, 0)
+            if not got or s.closed:
+                break
+            took.append(time.monotonic() - t0)
+            quick = sorted(took[:-1])[len(took[:-1]) // 2] if len(took) > 3 else 0.0
+            if len(took) > 3 and took[-1] >= max(0.8, 5 * quick):
+                slowed = took[-1]
+                break
+        seen = s.collect(mark, 0, 0 if slowed else o.settle)
+        did = _did(seen, s)
+        if _malformed(seen):
+            return CaseResult(case, title, sent, did, "inconclusive", "the server sent a malformed reply line")
+        if s.closed:
+            last = f" ({seen[-1]})" if seen else ""
+            return CaseResult(case, title, sent, did, "safe", f"closed after {len(seen)} {what}{last}")
+        if slowed:
+            return CaseResult(case, title, sent, did, "safe",
+                              f"answered {len(seen) - 1} {what} at once, then took {slowed:.1f} s (a tarpit)")
+        if len(seen) >= count:
+            return CaseResult(case, title, sent, did, "vulnerable",
+                              f"answered all {count} {what} without closing or slowing down")
+        return CaseResult(case, title, sent, did, "inconclusive", s.silence(f"stopped answering after {len(seen)}"))
+    return run
 
 
 def _cases(o: _Options) -> list[tuple[str, str, Case]]:
@@ -532,13 +1243,65 @@ def _cases(o: _Options) -> list[tuple[str, str, Case]]:
             b"body\r.\r\n", b"\r\n.\r\n"])),
         ("S-07", "smuggling <CR><LF>.<CR>", _smuggling("S-07", "smuggling <CR><LF>.<CR>", [
             b"body\r\n.\rMAIL FROM:<x@x>\r\n", b"\r\n.\r\n"])),
+        ("S-10", "dot-stuffed lines", _smuggling("S-10", "dot-stuffed lines", [
+            b"Subject: smtpproto probe S-10\r\n\r\n..\r\n.foo\r\n...\r\n.\r\n"],
+            ("safe", "one reply, after the real <CR><LF>.<CR><LF>: the stuffed dot lines stayed content"))),
+        ("S-11", "empty message: '.' right after the 354", _case_s11),
         ("S-12", "pipelining sync: content sent before the 354", _case_s12),
+        ("S-13", "BDAT chunk holding an end of data and a command", _case_s13),
+        # A strict server refuses these; one that accepts may have kept the bare
+        # CR/LF (relaying it on) or made it CRLF: the replies cannot tell which.
+        ("S-14", "bare LF inside the message", _smuggling("S-14", "bare LF inside the message", [
+            b"Subject: a\r\n\r\nhello\nworld\r\n.\r\n"],
+            ("inconclusive", "accepted: whether the bare LF was kept or made CRLF cannot be seen from outside"))),
+        ("S-17", "bare CR inside the message", _smuggling("S-17", "bare CR inside the message", [
+            b"Subject: a\r\n\r\nline1\rline2\r\n.\r\n"],
+            ("inconclusive", "accepted: whether the bare CR was kept or made CRLF cannot be seen from outside"))),
+        ("F-01", "connection closed in the middle of DATA", _case_f01),
+        ("F-02", "end of data split across reads", _case_f02),
     ]
     if o.starttls:
-        cases.append(("T-01", "STARTTLS command injection", _case_t01))
+        cases += [
+            ("T-01", "STARTTLS command injection", _case_t01),
+            ("T-02", "STARTTLS injection of a transaction", _case_t02),
+            ("T-03", "state after STARTTLS", _case_t03),
+            ("T-04", "AUTH before TLS", _case_t04),
+            ("T-05", "STARTTLS with a parameter", _one_line(
+                "T-05", "STARTTLS with a parameter", lambda o: b"STARTTLS now\r\n", _t05_judge,
+                needs_starttls=True)),
+        ]
     cases += [
         ("S-15", "bare LF ends no command line", _case_s15),
+        ("S-16", "bare CR inside a sender address", _one_line(
+            "S-16", "bare CR inside a sender address", lambda o: b"MAIL FROM:<attacker\rX-Pwned: 1>\r\n",
+            _refused("a sender address holding a bare CR"))),
+        ("P-02", "commands pipelined behind EHLO", _case_p02),
+        ("C-06", "UTF-8 sender without SMTPUTF8", _one_line(
+            "C-06", "UTF-8 sender without SMTPUTF8", lambda o: "MAIL FROM:<jörg@x.example>\r\n".encode(),
+            _c06_judge)),
         ("R-01", "command line over 512 octets", _case_r01),
+        ("R-02", "endless command line", _case_r02),
+        ("R-03", "text line over 1000 octets", _smuggling("R-03", "text line over 1000 octets", [
+            b"Subject: smtpproto probe R-03\r\n\r\n" + b"A" * 2000 + b"\r\n", b".\r\n"],
+            ("inconclusive", "accepted a 2002-octet text line (RFC 5321: 1000): kept whole, split or cut "
+             "cannot be seen from outside"), "it answered in the middle of DATA")),
+        ("R-04a", "declared SIZE over the limit", _one_line(
+            "R-04a", "declared SIZE over the limit",
+            lambda o: b"MAIL FROM:<" + o.mail_from.encode() + b"> SIZE=99999999999\r\n", _r04a_judge)),
+        ("R-04b", "SIZE that is not a number", _one_line(
+            "R-04b", "SIZE that is not a number",
+            lambda o: b"MAIL FROM:<" + o.mail_from.encode() + b"> SIZE=1e9\r\n", _bad_size("SIZE=1e9"))),
+        ("R-04c", "SIZE of 5000 digits", _one_line(
+            "R-04c", "SIZE of 5000 digits",
+            lambda o: b"MAIL FROM:<" + o.mail_from.encode() + b"> SIZE=" + b"9" * 5000 + b"\r\n",
+            _bad_size("a 5000-digit SIZE"))),
+        ("R-04d", "message one octet over the SIZE limit", _case_r04d),
+        ("R-05", "recipient limit", _case_r05),
+        ("R-06", "address length limits", _case_r06),
+        ("R-07a", "unknown-command budget", _budget(
+            "R-07a", "unknown-command budget", [b"FOO\r\n"], 21, "unknown commands")),
+        ("R-07b", "junk-command budget", _budget(
+            "R-07b", "junk-command budget", [b"NOOP\r\n", b"RSET\r\n"], 130, "junk commands")),
         ("P-01", "client talks before the greeting", _case_p01),
     ]
     return cases
@@ -667,10 +1430,10 @@ def main(argv: Sequence[str]) -> int:
     ran (whatever the verdicts), 1 when the server is unreachable, 2 on bad usage."""
     p = _Parser(prog="python -m smtpproto probe", description=(
         "Run the protocol rows of SECURITY-CASES (SMTP smuggling, pipelining sync, STARTTLS injection, "
-        "bare LF, long lines, pre-greeting talk) against one server, one fresh connection per case. "
+        "bare CR/LF, long lines, limits, pre-greeting talk) against one server, one fresh connection per case. "
         "Smuggling cases may deliver a test message to --rcpt-to."))
     p.add_argument("target", metavar="HOST:PORT", help="the server to probe (port 25 if omitted)")
-    p.add_argument("--starttls", action="store_true", help="also run T-01 (STARTTLS injection) if offered")
+    p.add_argument("--starttls", action="store_true", help="also run T-01..T-05 (STARTTLS cases) if offered")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="seconds per case (default 5)")
     p.add_argument("--settle", type=float, default=0.5, metavar="S",
