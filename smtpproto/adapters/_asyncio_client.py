@@ -17,7 +17,6 @@ from typing import TypeVar
 
 from .._config import Config
 from .._events import Reply
-from .._extensions import Capabilities
 from ._facades import ClientBase
 from ._client_flow import (
     ClientSession,
@@ -283,22 +282,8 @@ class AsyncSMTPClient(ClientBase):
             self._close_transport()
             raise
 
-    def _session(self) -> ClientSession:
-        if self.session is None or self._transport is None:
-            raise SMTPServerDisconnected("not connected; call connect() first")
-        return self.session
-
-    @property
-    def extensions(self) -> Capabilities:
-        return self._session().extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session().tls_active
-
-    @property
-    def is_connected(self) -> bool:
-        return self._transport is not None and self.session is not None and self.session.usable
+    def _has_transport(self) -> bool:
+        return self._transport is not None
 
     async def send_message(
         self,

@@ -16,8 +16,17 @@ from collections.abc import Sequence
 
 from .. import sasl
 from .._config import Config
+from .._extensions import Capabilities
 from ..transcript import RecordTarget, ServerRecordTarget
-from ._client_flow import DEFAULT_CHUNK_SIZE, ClientSession, StartTLSMode, Transcript, build_options, default_port
+from ._client_flow import (
+    DEFAULT_CHUNK_SIZE,
+    ClientSession,
+    SMTPServerDisconnected,
+    StartTLSMode,
+    Transcript,
+    build_options,
+    default_port,
+)
 from ._handler import Handler
 from ._server_flow import ServerSettings
 
@@ -133,3 +142,27 @@ class ClientBase:
 
     def _where(self) -> str:
         return self._unix_socket if self._unix_socket is not None else f"{self.host}:{self.port}"
+
+    def _has_transport(self) -> bool:
+        """Whether the adapter holds an open transport (each adapter says)."""
+        raise NotImplementedError
+
+    def _session(self) -> ClientSession:
+        if self.session is None or not self._has_transport():
+            raise SMTPServerDisconnected("not connected; call connect() first")
+        return self.session
+
+    @property
+    def extensions(self) -> Capabilities:
+        """What the server advertised in its last EHLO/LHLO reply."""
+        return self._session().extensions
+
+    @property
+    def tls_active(self) -> bool:
+        """Whether the session runs over TLS (implicit or after STARTTLS)."""
+        return self._session().tls_active
+
+    @property
+    def is_connected(self) -> bool:
+        """Connected, and the session can still run commands."""
+        return self._has_transport() and self.session is not None and self.session.usable

@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import TypeVar
 
 from .._events import Reply
-from .._extensions import Capabilities
 from ._facades import ClientBase
 from ._client_flow import (
     ClientSession,
@@ -208,23 +207,8 @@ class SMTPClient(ClientBase):
             sock.close()
             raise
 
-    def _session(self) -> ClientSession:
-        if self.session is None or self._sock is None:
-            raise SMTPServerDisconnected("not connected; call connect() first")
-        return self.session
-
-    @property
-    def extensions(self) -> Capabilities:
-        """What the server advertised in its last EHLO/LHLO reply."""
-        return self._session().extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session().tls_active
-
-    @property
-    def is_connected(self) -> bool:
-        return self._sock is not None and self.session is not None and self.session.usable
+    def _has_transport(self) -> bool:
+        return self._sock is not None
 
     def send_message(
         self,

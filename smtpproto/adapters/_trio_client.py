@@ -21,7 +21,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without trio
         "smtpproto's trio client needs trio; install it with: pip install 'smtpproto[trio]'") from exc
 
 from .._events import Reply
-from .._extensions import Capabilities
 from ._facades import ClientBase
 from ._client_flow import (
     ClientSession,
@@ -198,22 +197,8 @@ class TrioSMTPClient(ClientBase):
             await self._close_transport()
             raise
 
-    def _session(self) -> ClientSession:
-        if self.session is None or self._stream is None:
-            raise SMTPServerDisconnected("not connected; call connect() first")
-        return self.session
-
-    @property
-    def extensions(self) -> Capabilities:
-        return self._session().extensions
-
-    @property
-    def tls_active(self) -> bool:
-        return self._session().tls_active
-
-    @property
-    def is_connected(self) -> bool:
-        return self._stream is not None and self.session is not None and self.session.usable
+    def _has_transport(self) -> bool:
+        return self._stream is not None
 
     async def send_message(
         self,
