@@ -498,43 +498,54 @@ def _case_p01(s: _Session, o: _Options) -> CaseResult:
                       "needs a greeting delay)")
 
 
-def _case_t01(s: _Session, o: _Options) -> CaseResult:
-    title = "STARTTLS command injection"
-    seg = b"STARTTLS\r\nRSET\r\n"
+def _inject_behind_starttls(case: str, title: str, seg: bytes, behind: str, injected: str,
+                            handshake_note: str, s: _Session, o: _Options) -> CaseResult | tuple[str, int]:
+    """Write ``seg`` -- STARTTLS with ``behind`` (e.g. "commands") after it in
+    the same write -- and judge what came back in cleartext.  Returns the
+    verdict, or, when the server answered only 220 and TLS is now up, what it
+    did so far and the wire mark where TLS began (the caller goes on inside)."""
     sent = escape(seg)
     s.greeting()
-    ehlo = s.command(Ehlo(domain=o.helo), "EHLO")
-    if not any(line.upper().split()[:1] == ["STARTTLS"] for line in ehlo.lines[1:]):
-        return CaseResult("T-01", title, sent, "EHLO reply without STARTTLS", "inconclusive",
+    if not _offers_starttls(_ehlo(s, o)):
+        return CaseResult(case, title, sent, "EHLO reply without STARTTLS", "inconclusive",
                           "the server does not offer STARTTLS")
     mark = s.mark()
     s.raw(seg)
     seen = s.collect(mark, 1, o.settle)
     did = _did(seen, s)
     if _malformed(seen):
-        return CaseResult("T-01", title, sent, did, "inconclusive", "the server sent a malformed reply line")
+        return CaseResult(case, title, sent, did, "inconclusive", "the server sent a malformed reply line")
     if not seen:
-        return CaseResult("T-01", title, sent, did, "inconclusive",
-                          s.silence("no reply to STARTTLS"))
+        return CaseResult(case, title, sent, did, "inconclusive", s.silence("no reply to STARTTLS"))
     if seen[0].code != 220:
         if seen[0].code == 554 or s.closed:
-            return CaseResult("T-01", title, sent, did, "safe",
-                              f"refused STARTTLS with bytes behind it ({seen[0].code})")
-        return CaseResult("T-01", title, sent, did, "inconclusive", f"STARTTLS refused ({seen[0].code})")
+            return CaseResult(case, title, sent, did, "safe",
+                              f"refused STARTTLS with {behind} behind it ({seen[0].code})")
+        return CaseResult(case, title, sent, did, "inconclusive", f"STARTTLS refused ({seen[0].code})")
     if len(seen) > 1:
-        if seen[1].code < 400:
-            return CaseResult("T-01", title, sent, did, "vulnerable",
-                              "answered the injected RSET in cleartext after its 220")
-        return CaseResult("T-01", title, sent, did, "safe",
-                          f"refused the bytes sent behind STARTTLS ({seen[1].code}) instead of running them")
+        if any(r.code < 400 for r in seen[1:]):
+            return CaseResult(case, title, sent, did, "vulnerable",
+                              f"answered the injected {injected} in cleartext after its 220")
+        return CaseResult(case, title, sent, did, "safe",
+                          f"refused the {behind} sent behind STARTTLS ({seen[1].code}) instead of running them")
     if s.closed:
-        return CaseResult("T-01", title, sent, did, "safe", "closed after the 220 rather than run the injected RSET")
-    # 220 and silence: shake hands and see whether the RSET is answered inside TLS.
+        return CaseResult(case, title, sent, did, "safe", f"closed after the 220 rather than run the injected {injected}")
+    # 220 and silence: shake hands; the caller sees what is answered inside TLS.
     failed = s.starttls(o.host)
     if failed:
-        return CaseResult("T-01", title, sent, did + "; TLS handshake failed", "inconclusive",
-                          f"220, no cleartext answer to RSET; could not complete TLS ({failed})")
-    tls_mark = len(s.wire)
+        return CaseResult(case, title, sent, did + "; TLS handshake failed", "inconclusive",
+                          f"{handshake_note}could not complete TLS ({failed})")
+    return did, len(s.wire)
+
+
+def _case_t01(s: _Session, o: _Options) -> CaseResult:
+    title = "STARTTLS command injection"
+    seg = b"STARTTLS\r\nRSET\r\n"
+    sent = escape(seg)
+    got = _inject_behind_starttls("T-01", title, seg, "bytes", "RSET", "220, no cleartext answer to RSET; ", s, o)
+    if isinstance(got, CaseResult):
+        return got
+    did, tls_mark = got
     early = s.collect(tls_mark, 0, o.settle)
     s.raw(b"EHLO " + o.helo.encode() + b"\r\n")
     inside = s.collect(tls_mark, len(early) + 1, o.settle)
@@ -801,36 +812,10 @@ def _case_t02(s: _Session, o: _Options) -> CaseResult:
     seg = (b"STARTTLS\r\nMAIL FROM:<" + o.mail_from.encode() + b">\r\nRCPT TO:<" + o.rcpt_to.encode()
            + b">\r\nDATA\r\n")
     sent = escape(seg)
-    s.greeting()
-    if not _offers_starttls(_ehlo(s, o)):
-        return CaseResult("T-02", title, sent, "EHLO reply without STARTTLS", "inconclusive",
-                          "the server does not offer STARTTLS")
-    mark = s.mark()
-    s.raw(seg)
-    seen = s.collect(mark, 1, o.settle)
-    did = _did(seen, s)
-    if _malformed(seen):
-        return CaseResult("T-02", title, sent, did, "inconclusive", "the server sent a malformed reply line")
-    if not seen:
-        return CaseResult("T-02", title, sent, did, "inconclusive", s.silence("no reply to STARTTLS"))
-    if seen[0].code != 220:
-        if seen[0].code == 554 or s.closed:
-            return CaseResult("T-02", title, sent, did, "safe",
-                              f"refused STARTTLS with commands behind it ({seen[0].code})")
-        return CaseResult("T-02", title, sent, did, "inconclusive", f"STARTTLS refused ({seen[0].code})")
-    if len(seen) > 1:
-        if any(r.code < 400 for r in seen[1:]):
-            return CaseResult("T-02", title, sent, did, "vulnerable",
-                              "answered the injected commands in cleartext after its 220")
-        return CaseResult("T-02", title, sent, did, "safe",
-                          f"refused the commands sent behind STARTTLS ({seen[1].code}) instead of running them")
-    if s.closed:
-        return CaseResult("T-02", title, sent, did, "safe", "closed after the 220 rather than run the injected commands")
-    failed = s.starttls(o.host)
-    if failed:
-        return CaseResult("T-02", title, sent, did + "; TLS handshake failed", "inconclusive",
-                          f"could not complete TLS ({failed})")
-    tls_mark = len(s.wire)
+    got = _inject_behind_starttls("T-02", title, seg, "commands", "commands", "", s, o)
+    if isinstance(got, CaseResult):
+        return got
+    did, tls_mark = got
     early = s.collect(tls_mark, 0, o.settle)
     if early:
         return CaseResult("T-02", title, sent, f"{did}; in TLS unasked: {_codes(early)}", "vulnerable",
