@@ -145,16 +145,20 @@ def serve(kind: str) -> None:
 
 
 def _serve_aiosmtpd() -> None:
-    import asyncio
-
     from aiosmtpd.handlers import Sink
     from aiosmtpd.smtp import SMTP
 
+    _serve_protocol(lambda: SMTP(Sink(), hostname="bench.example", data_size_limit=MAX_SIZE))
+
+
+def _serve_protocol(factory: Callable[[], object]) -> None:
+    """Serve an asyncio protocol on a free loopback port until SIGTERM or
+    until stdin closes."""
+    import asyncio
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: SMTP(Sink(), hostname="bench.example", data_size_limit=MAX_SIZE), "127.0.0.1", 0
-        )
+        server = await loop.create_server(factory, "127.0.0.1", 0)  # type: ignore[arg-type]
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_reader(sys.stdin.fileno(), _on_stdin_eof(stop.set))
@@ -209,17 +213,7 @@ def _serve_floor() -> None:
                     self.transport.write(b"250 ok\r\n")
             self.buf = buf
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(Canned, "127.0.0.1", 0)
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_reader(sys.stdin.fileno(), _on_stdin_eof(stop.set))
-        _announce(server.sockets[0].getsockname())
-        await stop.wait()
-        server.close()
-
-    asyncio.run(main())
+    _serve_protocol(Canned)
 
 
 # --------------------------------------------------------------------------- parent
