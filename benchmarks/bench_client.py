@@ -17,6 +17,10 @@ Clients: ``smtplib.SMTP.sendmail`` vs ``SMTPClient.send_message``;
 trio peer; its ratio is against aiosmtplib). Each figure is the best of 3 rounds (1 with
 --quick), the clients interleaved within a round. Goals (issue 5): >= 1.5x smtplib,
 >= 2x aiosmtplib. This is a script, not a test: numbers vary with the machine's other load.
+
+``floor`` is no SMTP client but a reference: a blocking socket writing canned, pipelined
+commands and the pre-stuffed content, and only counting reply lines.  Its ratio to smtplib
+is the most any pipelining client can reach against smtp-sink on this machine.
 """
 
 from __future__ import annotations
@@ -327,14 +331,52 @@ def run_ours_trio(port: int, message: bytes, count: int) -> None:
     trio.run(main)
 
 
+def run_floor(port: int, message: bytes, count: int) -> None:
+    """Not an SMTP client: the least any pipelining client must do on the wire.
+    One blocking socket; per message one write of MAIL, RCPT and DATA, a read
+    until three final replies, one write of the content (dot-stuffed once, up
+    front) and the end of data, a read of the final reply.  No parsing beyond
+    counting reply lines, no checks, no message handling."""
+
+    def replies(sock: socket.socket, n: int) -> None:
+        buf = b""
+        while sum(1 for line in buf.split(b"\r\n") if line[3:4] == b" ") < n:
+            data = sock.recv(65536)
+            if not data:
+                raise RuntimeError("the sink closed the connection")
+            buf += data
+
+    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    envelope = f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RECIPIENT}>\r\nDATA\r\n".encode()
+    content = stuffed + b".\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        replies(sock, 1)
+        sock.sendall(f"EHLO {HELO}\r\n".encode())
+        replies(sock, 1)
+        for _ in range(count):
+            sock.sendall(envelope)
+            replies(sock, 3)
+            sock.sendall(content)
+            replies(sock, 1)
+        sock.sendall(b"QUIT\r\n")
+        replies(sock, 1)
+
+
 CLIENTS: list[tuple[str, str, Callable[[int, bytes, int], None]]] = [
     ("smtplib", "smtplib (stdlib)", run_smtplib),
     ("SMTPClient", "smtpproto SMTPClient", run_ours),
     ("aiosmtplib", "aiosmtplib", run_aiosmtplib),
     ("AsyncSMTPClient", "smtpproto AsyncSMTPClient", run_ours_async),
     ("TrioSMTPClient", "smtpproto TrioSMTPClient", run_ours_trio),
+    ("floor", "floor (canned, pipelined)", run_floor),
 ]
-PEER_OF = {"SMTPClient": "smtplib", "AsyncSMTPClient": "aiosmtplib", "TrioSMTPClient": "aiosmtplib"}
+PEER_OF = {"SMTPClient": "smtplib", "AsyncSMTPClient": "aiosmtplib", "TrioSMTPClient": "aiosmtplib",
+           "floor": "smtplib"}
 GOAL = {"SMTPClient": 1.5, "AsyncSMTPClient": 2.0}
 
 
