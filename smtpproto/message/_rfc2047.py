@@ -37,15 +37,20 @@ def _q_decode(text: str) -> bytes:
     return _Q_HEX.sub(lambda m: bytes((int(m.group(1), 16),)), raw)
 
 
+_NOT_B64 = re.compile(r"[^A-Za-z0-9+/=\s]")
+
+
 def _b_decode(text: str) -> tuple[bytes, bool]:
     data = re.sub(r"[^A-Za-z0-9+/]", "", text)
-    ok = True
+    # Octets outside the alphabet (padding and white space aside) are dropped,
+    # and the word is reported: "=?utf-8?b?!!!?=" is not an empty word.
+    ok = _NOT_B64.search(text) is None
     rem = len(data) % 4
     if rem == 1:
         data, ok = data[:-1], False
     elif rem:
         data += "=" * (4 - rem)
-        ok = text.rstrip().endswith("=") or False
+        ok = ok and text.rstrip().endswith("=")
     try:
         return binascii.a2b_base64(data.encode("ascii")), ok
     except (binascii.Error, ValueError):
@@ -100,7 +105,7 @@ def decode_words(text: str, defects: list[Defect] | None = None) -> str:
             data, ok = _b_decode(_WS.sub("", m.group(3)))
             if not ok and defects is not None:
                 defects.append(Defect(DefectKind.INVALID_ENCODED_WORD,
-                                      "badly padded base64 in encoded-word", None,
+                                      "invalid or badly padded base64 in encoded-word", None,
                                       Severity.WARNING))
         if lookup_charset(charset) is None:
             flush()

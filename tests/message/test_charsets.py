@@ -89,3 +89,14 @@ def test_encoded_word_charsets() -> None:
     # RFC 2047 section 6.2: whitespace between adjacent encoded-words is dropped.
     assert msg["Subject"] == "Приветabc"
     assert DefectKind.UNKNOWN_CHARSET in {d.kind for d in msg.defects}
+
+
+def test_b_encoded_word_with_octets_outside_base64_is_a_defect() -> None:
+    # "!!!" is no base64 at all: the word decodes to nothing, and says so.
+    msg = parse(b"Subject: =?utf-8?b?!!!?= x\r\n\r\n")
+    assert msg["Subject"] == " x"
+    assert DefectKind.INVALID_ENCODED_WORD in {d.kind for d in msg.defects}
+    clean = parse(b"Subject: =?utf-8?b?YQ==?= x\r\n\r\n")
+    assert clean["Subject"] == "a x"
+    assert DefectKind.INVALID_ENCODED_WORD not in {d.kind for d in clean.defects}
+
