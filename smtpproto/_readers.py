@@ -249,9 +249,8 @@ class DataReader:
         lens = list(map(len, lines))
         breaks = len(lines) - (raw[-1] not in b"\r\n")
         bare = 2 * breaks != len(raw) - sum(lens)
-        if bare or self._max_line is None:
-            cut, kind = self._first_violation(raw, bare)
-        elif max(lens) + 2 <= self._max_line and self._line_len + lens[0] + 2 <= self._max_line:
+        limit = self._max_line
+        if not bare and limit is not None and max(lens) + 2 <= limit and self._line_len + lens[0] + 2 <= limit:
             cut, kind = len(raw), None  # every line, with its CRLF, fits
         else:
             cut, kind = self._first_violation(raw, bare)
