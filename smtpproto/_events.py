@@ -12,8 +12,8 @@ send is checked again by :meth:`Connection.send`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeVar
 
 from ._errors import LocalProtocolError
 from ._syntax import SyntaxProblem, check_mailbox, check_param, has_controls
@@ -65,6 +65,33 @@ class Command(Event):
     __slots__ = ()
     #: The command verb as it appears on the wire.
     verb: str = ""
+
+
+_E = TypeVar("_E", bound=Event)
+_DEFAULTS: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
+
+
+def _trusted(cls: type[_E], **values: Any) -> _E:
+    """An event built from values the core has already checked -- a command
+    it parsed, a reply it parsed, one of its own constant replies -- without
+    running ``__post_init__``, whose checks would only repeat the parser's
+    work on every command.  Never for values from an application: those go
+    through the constructor.  Fields not given take their defaults."""
+    spec = _DEFAULTS.get(cls)
+    if spec is None:
+        spec = _DEFAULTS[cls] = tuple((f.name, f.default, f.default_factory) for f in fields(cls))  # type: ignore[arg-type]
+    obj = object.__new__(cls)
+    setattr_ = object.__setattr__
+    for name, default, factory in spec:
+        if name in values:
+            setattr_(obj, name, values[name])
+        elif default is not MISSING:
+            setattr_(obj, name, default)
+        elif factory is not MISSING:
+            setattr_(obj, name, factory())
+        else:
+            raise TypeError(f"{cls.__name__} needs {name}")
+    return obj
 
 
 def _check_text(value: str, what: str, *, allow_space: bool = True, allow_tab: bool = False) -> None:

@@ -16,7 +16,7 @@ import inspect
 import logging
 import os
 import ssl
-from typing import Generator
+from typing import Awaitable, Coroutine, Generator
 
 from ._facades import ServerBase
 from ._handler import Handler
@@ -120,13 +120,12 @@ class AsyncSMTPServer(ServerBase):
             self._server.close()
         for proto in list(self._sessions):
             proto.wake(SHUTDOWN)
-        tasks = [p.task for p in self._sessions if p.task is not None]
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+        waiting = [p.done for p in self._sessions if not p.done.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=grace)
+            late = [p for p in self._sessions if not p.done.done()]
+            if late:
+                await asyncio.gather(*(p.abandon() for p in late), return_exceptions=True)
         for proto in list(self._sessions):
             proto.abort()
         if self._server is not None:
@@ -151,7 +150,18 @@ class AsyncSMTPServer(ServerBase):
 
 
 class _SessionProtocol(asyncio.Protocol):
-    """One connection: buffers input, performs the session's actions."""
+    """One connection: buffers input and performs the session's actions.
+
+    The session runs from the protocol callbacks, not in a task per
+    connection: :meth:`_step` drives the flow until it must wait (for input,
+    for the transport to drain, for a hook's awaitable, a TLS handshake or a
+    delay) and returns; the callback that ends the wait resumes it.  A
+    request/reply round trip therefore costs one event-loop turn instead of
+    waking a task through a future, and a hook that returns a plain value
+    (as the ready-made handlers do) needs no task at all.  Per-request
+    deadlines use one timer per connection, moved only when a deadline comes
+    earlier than the armed one (a late timer checks and re-arms).
+    """
 
     def __init__(self, server: AsyncSMTPServer) -> None:
         self.server = server
@@ -162,9 +172,17 @@ class _SessionProtocol(asyncio.Protocol):
         self.lost = False
         self.reading_paused = False
         self.writing_paused = False
-        self.waiter: asyncio.Future[object] | None = None
-        self.drain_waiter: asyncio.Future[None] | None = None
+        self.session: ServerSession | None = None
+        self.flow: Generator[Action, object, None] | None = None
+        #: What the flow waits for: None (running or ended), "read", "drain",
+        #: "task" (a hook's awaitable, STARTTLS) or "sleep".
+        self.waiting: str | None = None
+        self.read_size = 0
+        self.read_deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.drain_timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
+        self.done: asyncio.Future[None] = self.loop.create_future()
 
     # ------------------------------------------------------------ protocol
 
@@ -175,20 +193,34 @@ class _SessionProtocol(asyncio.Protocol):
         if server._stopping or len(server._sessions) >= server.max_connections:
             transport.write(_writes_of(busy_flow(server.settings)))
             transport.close()
+            self.done.set_result(None)
             return
         server._sessions.add(self)
-        self.task = self.loop.create_task(self._main())
+        try:
+            self.session = ServerSession(
+                server.handler, server.settings, peer=transport.get_extra_info("peername") or None,
+                tls_active=server.implicit_tls,
+                starttls=server.ssl_context is not None and not server.implicit_tls,
+            )
+        except Exception:
+            log.exception("cannot start a session with %s", transport.get_extra_info("peername"))
+            self._finish()
+            return
+        self.flow = self.session.run()
+        self._step(None)
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
         if len(self.buf) > _HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self.reading_paused = True
-        self.wake(True)
+        if self.waiting == "read":
+            self._resume_read()
 
     def eof_received(self) -> bool:
         self.eof = True
-        self.wake(True)
+        if self.waiting == "read":
+            self._resume_read()
         # Keep the write side open (the session closes it) -- except over TLS,
         # where asyncio closes anyway and warns when asked not to.
         return self.transport is not None and self.transport.get_extra_info("ssl_object") is None
@@ -196,114 +228,176 @@ class _SessionProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.eof = True
-        self.wake(True)
-        if self.drain_waiter is not None and not self.drain_waiter.done():
-            self.drain_waiter.set_result(None)
+        if self.waiting == "read":
+            self._resume_read()
+        elif self.waiting == "drain":
+            self._drained(False)
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        if self.drain_waiter is not None and not self.drain_waiter.done():
-            self.drain_waiter.set_result(None)
+        if self.waiting == "drain":
+            self._drained(True)
 
     def wake(self, value: object) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(value)
+        """Shutdown: a session waiting for input gets ``value`` at once."""
+        if self.waiting == "read":
+            self._resume(value)
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
 
-    # ------------------------------------------------------------ session
+    # ------------------------------------------------------------ the flow
 
-    async def _main(self) -> None:
-        transport = self.transport
-        assert transport is not None
-        server = self.server
-        session: ServerSession | None = None
+    def _step(self, result: object) -> None:
+        """Run the flow until it has to wait, performing each action."""
+        flow = self.flow
+        if flow is None:
+            return
+        self.waiting = None
         try:
-            peer = transport.get_extra_info("peername")
-            session = ServerSession(
-                server.handler, server.settings, peer=peer or None,
-                tls_active=server.implicit_tls,
-                starttls=server.ssl_context is not None and not server.implicit_tls,
-            )
-            flow = session.run()
-            result: object = None
             while True:
                 try:
                     action = flow.send(result)
                 except StopIteration:
                     break
-                if isinstance(action, Read):
-                    result = await self._read(action)
-                elif isinstance(action, Write):
-                    result = await self._write(action.data)
-                elif isinstance(action, Call):
-                    result = await self._call(action)
-                elif isinstance(action, UpgradeTLS):
-                    result = await self._upgrade()
-                elif isinstance(action, Sleep):
-                    await asyncio.sleep(action.seconds)
-                    result = None
+                kind = type(action)
+                if kind is Read:
+                    assert isinstance(action, Read)
+                    if self.server._stopping:
+                        result = SHUTDOWN
+                    elif self.buf or self.eof:
+                        result = self._take(action.size)
+                    else:
+                        self._wait_read(action)
+                        return
+                elif kind is Write:
+                    assert isinstance(action, Write)
+                    transport = self.transport
+                    if self.lost or transport is None or transport.is_closing():
+                        result = False
+                        continue
+                    transport.write(action.data)
+                    if self.writing_paused:
+                        self.waiting = "drain"
+                        self.drain_timer = self.loop.call_later(
+                            self.server.settings.config.timeout_server, self._drained, False)
+                        return
+                    result = not self.lost
+                elif kind is Call:
+                    assert isinstance(action, Call)
+                    try:
+                        result = getattr(self.server.handler, action.hook)(*action.args)
+                    except Exception as exc:
+                        result = HookFailed(exc)
+                        continue
+                    if inspect.isawaitable(result):
+                        self._wait_task(self._hook(result))
+                        return
+                elif kind is UpgradeTLS:
+                    self._wait_task(self._upgrade())
+                    return
+                elif kind is Sleep:
+                    assert isinstance(action, Sleep)
+                    self.waiting = "sleep"
+                    self.loop.call_later(action.seconds, self._resume, None)
+                    return
                 else:
                     raise RuntimeError(f"unknown action {action!r}")
-        except asyncio.CancelledError:
-            raise
         except Exception:
-            log.exception("session with %s failed", transport.get_extra_info("peername"))
-        finally:
-            server._sessions.discard(self)
-            if self.transport is not None:
-                self.transport.close()
-            if session is not None:
-                # Cancelled mid-session (shutdown grace over): owed hooks still run.
-                for call in session.cleanup_calls():
-                    await self._call(call)
+            log.exception("session with %s failed",
+                          self.transport.get_extra_info("peername") if self.transport else None)
+        self._finish()
 
-    async def _read(self, action: Read) -> object:
-        if self.server._stopping:
-            return SHUTDOWN
-        if not self.buf and not self.eof:
-            waiter = self.waiter = self.loop.create_future()
+    def _resume(self, result: object) -> None:
+        if self.waiting is not None:
+            self._step(result)
+
+    def _finish(self) -> None:
+        self.flow = None
+        self.waiting = None
+        self._cancel_timers()
+        self.server._sessions.discard(self)
+        if self.transport is not None:
+            self.transport.close()
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self.timer, self.drain_timer):
+            if timer is not None:
+                timer.cancel()
+        self.timer = self.drain_timer = None
+
+    # reading
+
+    def _take(self, size: int) -> bytes:
+        buf = self.buf
+        if not buf:
+            return b""
+        if len(buf) <= size:
+            data = bytes(buf)
+            buf.clear()
+        else:
+            data = bytes(buf[:size])
+            del buf[:size]
+        if self.reading_paused and len(buf) < _LOW_WATER and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    def _wait_read(self, action: Read) -> None:
+        self.waiting = "read"
+        self.read_size = action.size
+        if action.timeout is None:
+            self.read_deadline = None
+            return
+        deadline = self.read_deadline = self.loop.time() + action.timeout
+        timer = self.timer
+        if timer is not None and timer.when() > deadline:
+            timer.cancel()
             timer = None
-            if action.timeout is not None:
-                timer = self.loop.call_later(action.timeout, self.wake, TIMEOUT)
-            try:
-                outcome = await waiter
-            finally:
-                self.waiter = None
-                if timer is not None:
-                    timer.cancel()
-            if outcome is TIMEOUT or outcome is SHUTDOWN:
-                return outcome
-        if self.buf:
-            n = min(len(self.buf), action.size)
-            data = bytes(self.buf[:n])
-            del self.buf[:n]
-            if self.reading_paused and len(self.buf) < _LOW_WATER and self.transport is not None:
-                self.reading_paused = False
-                self.transport.resume_reading()
-            return data
-        return b""
+        if timer is None:
+            self.timer = self.loop.call_at(deadline, self._timer_fired)
 
-    async def _write(self, data: bytes) -> bool:
-        transport = self.transport
-        if self.lost or transport is None or transport.is_closing():
-            return False
-        transport.write(data)
-        if self.writing_paused:
-            self.drain_waiter = self.loop.create_future()
-            try:
-                await asyncio.wait_for(self.drain_waiter, self.server.settings.config.timeout_server)
-            except asyncio.TimeoutError:
-                return False
-            finally:
-                self.drain_waiter = None
-        return not self.lost
+    def _timer_fired(self) -> None:
+        self.timer = None
+        deadline = self.read_deadline
+        if self.waiting != "read" or deadline is None:
+            return  # armed for an earlier wait; the next wait re-arms
+        if self.loop.time() >= deadline:
+            self._resume(TIMEOUT)
+        else:
+            self.timer = self.loop.call_at(deadline, self._timer_fired)
+
+    def _resume_read(self) -> None:
+        self._step(self._take(self.read_size))
+
+    # writing
+
+    def _drained(self, ok: bool) -> None:
+        if self.drain_timer is not None:
+            self.drain_timer.cancel()
+            self.drain_timer = None
+        if self.waiting == "drain":
+            self._step(ok and not self.lost)
+
+    # hooks and TLS: the waits that need a coroutine
+
+    def _wait_task(self, coro: Coroutine[object, object, None]) -> None:
+        self.waiting = "task"
+        self.task = self.loop.create_task(coro)
+
+    async def _hook(self, awaitable: Awaitable[object]) -> None:
+        try:
+            result: object = await awaitable
+        except Exception as exc:
+            result = HookFailed(exc)
+        self.task = None
+        self._step(result)
 
     async def _call(self, action: Call) -> object:
         try:
@@ -314,7 +408,12 @@ class _SessionProtocol(asyncio.Protocol):
         except Exception as exc:
             return HookFailed(exc)
 
-    async def _upgrade(self) -> object:
+    async def _upgrade(self) -> None:
+        result = await self._start_tls()
+        self.task = None
+        self._step(result)
+
+    async def _start_tls(self) -> object:
         ctx = self.server.ssl_context
         transport = self.transport
         if ctx is None or transport is None or self.lost:
@@ -339,3 +438,19 @@ class _SessionProtocol(asyncio.Protocol):
         assert isinstance(new, asyncio.Transport)
         self.transport = new
         return True
+
+    async def abandon(self) -> None:
+        """Shutdown grace is over: stop the session where it stands; the hook
+        calls it still owes (on_message_aborted, on_disconnect) run."""
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1.0)
+        session, flow = self.session, self.flow
+        self.flow = None
+        if flow is not None:
+            flow.close()  # finishes the recording
+        if session is not None:
+            for call in session.cleanup_calls():
+                await self._call(call)
+        self._finish()
