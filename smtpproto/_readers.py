@@ -31,6 +31,7 @@ from ._events import (
     Vrfy,
     Xclient,
     Xforward,
+    _trusted,
 )
 from ._xclient import XclientError, parse_xclient, parse_xforward
 from .sasl import MalformedAuthData, _strict_b64decode
@@ -117,9 +118,11 @@ def parse_command(
             params = parse_params(rest[1:]) if rest else {}
         except SyntaxProblem as exc:
             return CommandProblem(verb, str(exc), 501, "5.5.4", "Bad parameter syntax")
+        # parse_path and parse_params have checked everything the events'
+        # constructors would check again (with the session's limits).
         if verb == "MAIL":
-            return Mail(reverse_path=path, params=params)
-        return Rcpt(forward_path=path, params=params)
+            return _trusted(Mail, reverse_path=path, params=params)
+        return _trusted(Rcpt, forward_path=path, params=params)
     if verb in ("DATA", "RSET", "QUIT", "STARTTLS"):
         if sep:
             # T-05: "STARTTLS now" must not start TLS.

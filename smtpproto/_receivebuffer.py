@@ -62,6 +62,16 @@ class ReceiveBuffer:
     def find(self, terminator: bytes) -> int:
         """Offset (relative to the live start) just past the first
         ``terminator``, or -1; never rescans bytes already searched."""
+        whole = self._whole
+        if whole is not None:
+            # One chunk, unsearched: look in it where it is (the common case,
+            # a command that came in one read) and copy only when it must wait.
+            i = whole.find(terminator)
+            if i >= 0:
+                return i + len(terminator)
+            self._spill()
+            self._searched = len(self._data)
+            return -1
         self._spill()
         begin = max(self._start, self._searched - len(terminator) + 1)
         i = self._data.find(terminator, begin)

@@ -42,9 +42,29 @@ def parse_reply_line(line: bytes) -> ReplyLine | None:
     return ReplyLine(int(m.group(1)), sep != b"-", text.decode("utf-8", "surrogateescape"))
 
 
+# Wire forms already made, by (code, lines, enhanced status, max_line): a
+# server sends the same few replies over and over.  Bounded, emptied when full.
+_FORMATTED: dict[tuple[int, tuple[str, ...], str | None, int], bytes] = {}
+_FORMATTED_MAX = 1024
+
+
 def format_reply(reply: Reply, *, max_line: int = 512) -> bytes:
     """The wire form of ``reply``; every line must fit ``max_line`` octets with
     its CRLF (RFC 5321 §4.5.3.1.5)."""
+    lines = reply.lines
+    if type(lines) is not tuple:
+        return _format_reply(reply, max_line)
+    key = (reply.code, lines, reply.enhanced_status, max_line)
+    out = _FORMATTED.get(key)
+    if out is None:
+        out = _format_reply(reply, max_line)
+        if len(_FORMATTED) >= _FORMATTED_MAX:
+            _FORMATTED.clear()
+        _FORMATTED[key] = out
+    return out
+
+
+def _format_reply(reply: Reply, max_line: int) -> bytes:
     code = str(reply.code)
     prefix = reply.enhanced_status
     out = []

@@ -186,27 +186,15 @@ def _check_mailbox(text: str, utf8: bool, limits: AddressLimits) -> None:
 _AT_DOMAIN = re.compile(r"@(\[[^\]]*\]|[^,:\[\]]+)")
 
 
-def parse_path(
-    text: str,
-    *,
-    allow_null: bool,
-    allow_postmaster: bool,
-    utf8: bool,
-    limits: AddressLimits = DEFAULT_LIMITS,
-) -> tuple[str, str]:
-    """Parse ``"<" [A-d-l ":"] Mailbox ">"`` at the start of ``text``.
+def _path_end(text: str) -> int:
+    """The index of the ">" that closes the path opening ``text``.
 
-    Returns ``(mailbox, rest)``; the source route (RFC 5321 §4.1.2 ``A-d-l``) is
-    accepted and dropped, as §C and §4.1.1.3 require.  ``"<>"`` gives ``""`` when
-    ``allow_null`` (a reverse path); ``"<Postmaster>"`` is accepted when
-    ``allow_postmaster`` (a forward path, §4.1.1.3).
+    A quoted local part may hold a ">", and so may a general address literal
+    (dcontent = %d33-90 / %d94-126 includes '"' and '>'), so quotes count only
+    where a mailbox starts and brackets only after an "@".  (:func:`parse_path`
+    calls this only when a quote, a bracket or a source route comes before the
+    first ">"; otherwise that ">" is the end.)
     """
-    if not text.startswith("<"):
-        raise SyntaxProblem("path must be enclosed in <>")
-    # Find the closing ">": a quoted local part may hold one, and so may a
-    # general address literal (dcontent = %d33-90 / %d94-126 includes '"' and
-    # '>'), so quotes count only where a mailbox starts and brackets only after
-    # an "@".
     i = 1
     n = len(text)
     route = text[1:2] == "@"
@@ -232,11 +220,32 @@ def parse_path(
             route = False
             at_mailbox_start = True
         elif c == ">":
-            break
+            return i
         prev = c
         i += 1
-    else:
-        raise SyntaxProblem("unterminated path")
+    raise SyntaxProblem("unterminated path")
+
+
+def parse_path(
+    text: str,
+    *,
+    allow_null: bool,
+    allow_postmaster: bool,
+    utf8: bool,
+    limits: AddressLimits = DEFAULT_LIMITS,
+) -> tuple[str, str]:
+    """Parse ``"<" [A-d-l ":"] Mailbox ">"`` at the start of ``text``.
+
+    Returns ``(mailbox, rest)``; the source route (RFC 5321 §4.1.2 ``A-d-l``) is
+    accepted and dropped, as §C and §4.1.1.3 require.  ``"<>"`` gives ``""`` when
+    ``allow_null`` (a reverse path); ``"<Postmaster>"`` is accepted when
+    ``allow_postmaster`` (a forward path, §4.1.1.3).
+    """
+    if not text.startswith("<"):
+        raise SyntaxProblem("path must be enclosed in <>")
+    i = text.find(">")
+    if i < 0 or text[1:2] == "@" or '"' in text[1:i] or "[" in text[1:i]:
+        i = _path_end(text)
     inner = text[1:i]
     rest = text[i + 1:]
     # RFC 5321 §4.5.3.1.3: 256 octets "including the punctuation".
