@@ -29,11 +29,11 @@ handler.
 from __future__ import annotations
 
 import enum
+import itertools
 import logging
 import os
 import platform
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Union
 
@@ -68,6 +68,7 @@ from .._events import (
     Vrfy,
     Xclient,
     Xforward,
+    _trusted,
 )
 from .._extensions import Capabilities
 from .._state import State
@@ -256,6 +257,16 @@ _TLS_GO = _r(220, "2.0.0", "Ready to start TLS")
 _INTERNAL = _r(451, "4.3.0", "Error: internal server error, try again later")
 
 
+# Queue ids for "250 Ok: queued as ...": a random per-process prefix and a
+# counter -- unique like uuid4's but without a getrandom() call per message.
+_QUEUE_PREFIX = os.urandom(3).hex().upper()
+_queue_counter = itertools.count(1)
+
+
+def _queue_id() -> str:
+    return f"{_QUEUE_PREFIX}{next(_queue_counter) & 0xFFFFFFFFFF:010X}"
+
+
 def busy_flow(settings: ServerSettings) -> Generator[Action, object, None]:
     """A session that only says ``421 4.3.2`` and closes: for connections over
     the adapter's concurrency limit."""
@@ -265,6 +276,10 @@ def busy_flow(settings: ServerSettings) -> Generator[Action, object, None]:
 
 
 # ---------------------------------------------------------------- the driver
+
+# EHLO extension lines by (id(settings), STARTTLS offered, AUTH mechanisms),
+# with the settings object kept so that a recycled id is never taken for it.
+_EHLO_LINES: dict[tuple[int, bool, tuple[str, ...]], tuple[ServerSettings, tuple[str, ...]]] = {}
 
 
 def _who(peer: object) -> str:
@@ -584,14 +599,9 @@ class ServerSession:
 
     # ------------------------------------------------------------ commands
 
-    def _capabilities(self) -> Capabilities:
+    def _capabilities(self, mechanisms: tuple[str, ...], starttls: bool) -> Capabilities:
         s = self.settings
         cfg = self.config
-        conn = self.conn
-        mechanisms: tuple[str, ...] = ()
-        auth = self._auth_server()
-        if auth is not None and (conn.tls_active or (cfg.allow_auth_without_tls and not cfg.require_tls)):
-            mechanisms = auth.advertised()
         chunking = s.advertise_chunking
         extra: list[tuple[str, str]] = []
         if s.advertise_xclient:
@@ -601,7 +611,7 @@ class ServerSession:
         return Capabilities.build(
             size=cfg.max_message_size if s.advertise_size else None,
             pipelining=s.advertise_pipelining,
-            starttls=self._starttls and not conn.tls_active,
+            starttls=starttls,
             auth=mechanisms,
             enhancedstatuscodes=s.advertise_enhancedstatuscodes,
             eightbitmime=s.advertise_8bitmime,
@@ -611,6 +621,26 @@ class ServerSession:
             binarymime=chunking and s.advertise_binarymime,
             extra=extra,
         )
+
+    def _ehlo_lines(self) -> tuple[str, ...]:
+        """The EHLO reply's extension lines.  They depend only on the settings,
+        on whether STARTTLS is offered and on the AUTH mechanisms, so they are
+        built once per combination, not for every connection."""
+        mechanisms: tuple[str, ...] = ()
+        auth = self._auth_server()
+        cfg = self.config
+        if auth is not None and (self.conn.tls_active or (cfg.allow_auth_without_tls and not cfg.require_tls)):
+            mechanisms = auth.advertised()
+        starttls = self._starttls and not self.conn.tls_active
+        key = (id(self.settings), starttls, mechanisms)
+        seen = _EHLO_LINES.get(key)
+        if seen is not None and seen[0] is self.settings:
+            return seen[1]
+        lines = tuple(self._capabilities(mechanisms, starttls).to_lines())
+        if len(_EHLO_LINES) >= 64:
+            _EHLO_LINES.clear()
+        _EHLO_LINES[key] = (self.settings, lines)
+        return lines
 
     def _auth_server(self) -> AuthServer | None:
         if not self.handler.auth_mechanisms:
@@ -636,7 +666,7 @@ class ServerSession:
         elif isinstance(ev, Helo):
             reply = Reply(code=250, lines=(self.settings.hostname,))
         else:
-            reply = Reply(code=250, lines=(self.settings.hostname, *self._capabilities().to_lines()))
+            reply = Reply(code=250, lines=(self.settings.hostname, *self._ehlo_lines()))
         sent = yield from self._reply(reply)
         if sent is not None and sent.code == 250:
             if self._in_content:  # EHLO is an implicit RSET (RFC 5321 §4.1.4)
@@ -758,8 +788,9 @@ class ServerSession:
             if isinstance(res, HookFailed):
                 replies = [_INTERNAL] * count
             elif res is None:
-                queued = uuid.uuid4().hex[:12].upper()
-                replies = [_r(250, "2.0.0", f"Ok: queued as {queued}")] * count
+                # Our own text (a queue id in hex): built without re-validation.
+                replies = [_trusted(Reply, code=250, lines=(f"Ok: queued as {_queue_id()}",),
+                                    enhanced_status="2.0.0")] * count
             elif isinstance(res, Reply):
                 replies = [res] * count
             elif isinstance(res, (list, tuple)) and all(isinstance(r, Reply) for r in res):
