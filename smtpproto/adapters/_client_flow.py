@@ -103,6 +103,8 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 _MAX_BDAT_IN_FLIGHT = 32
 #: The largest header section read from a streamed message before giving up.
 _MAX_STREAM_HEADER = 1024 * 1024
+#: How many MAIL/RCPT events a session keeps for reuse (see ClientSession._event).
+_EVENTS_KEPT = 256
 
 
 # ---------------------------------------------------------------- actions
@@ -145,6 +147,7 @@ class Close:
 
 Action = Union[Write, Read, StartTLS, Close]
 T = TypeVar("T")
+_PathEvent = TypeVar("_PathEvent", Mail, Rcpt)
 #: A client operation: yields actions, receives their results, returns T.
 Flow = Generator[Action, Union[bytes, None], T]
 
@@ -613,6 +616,8 @@ class ClientSession:
         self._broken = False
         self._quit = False
         self._need_rset = False
+        # MAIL and RCPT events already built (see _event).
+        self._events: dict[tuple[type, str, tuple[tuple[str, str | None], ...]], Mail | Rcpt] = {}
         self.greeting: Reply | None = None
         self.hello_reply: Reply | None = None
         #: How many times we waited on the network for a reply (the greeting
@@ -662,7 +667,7 @@ class ClientSession:
 
     def _queue(self, event: Command | AuthResponse | MessageData | EndOfMessage) -> None:
         """Add an event's bytes to the next write."""
-        if not self._out and isinstance(event, Command) and not self.conn.pending and self.conn.trailing_data[0]:
+        if not self._out and isinstance(event, Command) and self.conn.trailing_data[0] and not self.conn.pending:
             self._unsolicited()  # checked at the start of each group
         try:
             data = self.conn.send(event)
@@ -754,15 +759,17 @@ class ClientSession:
                 yield from self._break()
                 raise err
             if isinstance(ev, Reply):
-                self._record_reply(ev)
-                self._log_reply(ev)
-                if ev.code == 421 and ev.command is None and self.greeting is None:
-                    yield from self._break()
-                    raise SMTPConnectError(f"server not available: {_reply_summary(ev)}", ev)
-                if ev.code == 421 and not isinstance(ev.command, Quit):
-                    yield from self._break()
-                    raise SMTPServerDisconnected(
-                        f"server closing the connection: {_reply_summary(ev)}", ev)
+                if self._tap is not None:
+                    self._record_reply(ev)
+                if self.options.transcript is not None:
+                    self._log_reply(ev)
+                if ev.code == 421:
+                    if ev.command is None and self.greeting is None:
+                        yield from self._break()
+                        raise SMTPConnectError(f"server not available: {_reply_summary(ev)}", ev)
+                    if not isinstance(ev.command, Quit):
+                        yield from self._break()
+                        raise SMTPServerDisconnected(f"server closing the connection: {_reply_summary(ev)}", ev)
                 return ev
             if ev is NEED_DATA:
                 if fresh:
@@ -1017,19 +1024,35 @@ class ClientSession:
         if len(recipients) > self.conn.config.max_recipients:
             raise ValueError(f"{len(recipients)} recipients; at most {self.conn.config.max_recipients} per "
                              "transaction (Config.max_recipients): split the list")
-        yield from self._ensure_idle()
+        if self._need_rset or self.conn.state in (State.MAIL, State.RCPT, State.BDAT):
+            yield from self._ensure_idle()
         params = self.mail_params(sender, recipients, message, mail_params)
         ext = self.conn.extensions
         use_bdat = self.options.chunking and ext.chunking
         pipelining = self.options.pipelining and self.conn.pipelining
-        mail = Mail(reverse_path=sender, params=params)
-        rcpts = [Rcpt(forward_path=r, params=dict(rcpt_params or {})) for r in recipients]
+        mail = self._event(Mail, "reverse_path", sender, params)
+        extra = dict(rcpt_params or {})
+        rcpts = [self._event(Rcpt, "forward_path", r, extra) for r in recipients]
         tx = _Transaction(sender, list(recipients), params)
         if use_bdat:
             yield from self._send_bdat(tx, mail, rcpts, message, pipelining)
         else:
             yield from self._send_data(tx, mail, rcpts, message, pipelining)
         return tx.result()
+
+    def _event(self, cls: type[_PathEvent], name: str, path: str, params: dict[str, str | None]) -> _PathEvent:
+        """``cls(name=path, params=params)``, checked by its constructor once and
+        then reused: a client sends from, and to, the same few addresses again
+        and again.  (The core still checks each one against the session.)"""
+        key = (cls, path, tuple(params.items()))
+        kept = self._events.get(key)
+        if isinstance(kept, cls) and kept.params == params:  # the event is frozen, its params dict is not
+            return kept
+        event = cls(**{name: path}, params=params)
+        if len(self._events) >= _EVENTS_KEPT:
+            self._events.clear()
+        self._events[key] = event
+        return event
 
     def _envelope_replies(self, tx: "_Transaction", rcpts: Sequence[Rcpt]) -> Flow[None]:
         tx.mail_reply = yield from self._reply()
@@ -1054,7 +1077,9 @@ class ClientSession:
                 self._queue(rcpt)
             self._queue(Data())
             yield from self._flush()
-            yield from self._envelope_replies(tx, rcpts)
+            tx.mail_reply = yield from self._reply()
+            for rcpt in rcpts:
+                tx.rcpt_replies[rcpt.forward_path] = yield from self._reply()
             data_reply = yield from self._reply()
         else:
             ok = yield from self._send_envelope_one_by_one(tx, mail, rcpts)
@@ -1092,11 +1117,16 @@ class ClientSession:
             raise
         block = self._timeout()  # RFC 5321 §4.5.3.2.5: the data block timeout
         self._queue(EndOfMessage())
-        self._log("C", f"<message content: {size} octets>")
-        self._log("C", ".")
+        if self.options.transcript is not None:
+            self._log("C", f"<message content: {size} octets>")
+            self._log("C", ".")
         yield from self._flush(block)
         tx.size, tx.body = size, "DATA"
-        yield from self._final_replies(tx)
+        if self.options.lmtp:
+            yield from self._final_replies(tx)
+        else:
+            tx.final_reply = yield from self._reply()
+            tx.raise_data_failure()
 
     def _send_bdat(self, tx: "_Transaction", mail: Mail, rcpts: Sequence[Rcpt], message: OutgoingMessage,
                    pipelining: bool) -> Flow[None]:
