@@ -982,6 +982,8 @@ def _syntax_problem(keyword: str, value: str | None, smtputf8: bool) -> ParamPro
 def _mail_problem(
     params: Mapping[str, str | None], caps: Capabilities, max_size: int | None
 ) -> tuple[ParamProblem | None, dict[str, object]]:
+    if not params:
+        return None, {}  # nothing to check (most MAIL commands)
     smtputf8 = "SMTPUTF8" in params and caps.smtputf8
     parsed: dict[str, object] = {}
     for raw_kw, value in params.items():
