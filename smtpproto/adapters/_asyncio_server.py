@@ -18,6 +18,7 @@ import os
 import ssl
 from typing import Awaitable, Coroutine, Generator
 
+from .._events import Reply
 from ._facades import ServerBase
 from ._handler import Handler
 from ._server_flow import (
@@ -294,7 +295,7 @@ class _SessionProtocol(asyncio.Protocol):
                     except Exception as exc:
                         result = HookFailed(exc)
                         continue
-                    if inspect.isawaitable(result):
+                    if result is not None and type(result) is not Reply and inspect.isawaitable(result):
                         self._wait_task(self._hook(result))
                         return
                 elif kind is UpgradeTLS:

@@ -242,6 +242,22 @@ class Handler:
 # Hooks the driver calls only when the handler overrides them (per-chunk calls
 # cost time on the hot path).
 def overrides(handler: Handler, name: str) -> bool:
-    """True when ``handler`` overrides the hook ``name`` of :class:`Handler`."""
+    """True when ``handler`` overrides the hook ``name`` of :class:`Handler`
+    (in its class or as an attribute of the instance)."""
+    if name in getattr(handler, "__dict__", ()):
+        return True
     mine = getattr(type(handler), name, None)
     return mine is not None and mine is not getattr(Handler, name)
+
+
+#: Hooks whose default (:class:`Handler`'s own method) returns None and does
+#: nothing else: the driver need not call them unless they are overridden.
+SKIPPABLE_HOOKS = frozenset({
+    "on_connect", "on_disconnect", "on_hello", "on_auth", "on_mail", "on_rcpt",
+    "on_data_start", "on_data_chunk", "on_message", "on_message_aborted",
+})
+
+
+def default_hooks(handler: Handler) -> frozenset[str]:
+    """The :data:`SKIPPABLE_HOOKS` that ``handler`` leaves as they are."""
+    return frozenset(name for name in SKIPPABLE_HOOKS if not overrides(handler, name))

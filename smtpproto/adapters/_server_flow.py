@@ -90,7 +90,7 @@ from ..transcript import (
     redact_auth_line,
     redact_challenges,
 )
-from ._handler import Envelope, Handler, Session, overrides
+from ._handler import Envelope, Handler, Session, default_hooks
 
 __all__ = [
     "Action",
@@ -364,8 +364,11 @@ class ServerSession:
         self._parser: MessageParser | None = None
         self._size = 0
         self._content_error: BaseException | None = None
-        self._stream_chunks = overrides(handler, "on_data_chunk")
-        self._notify_start = overrides(handler, "on_data_start")
+        # Hooks left as Handler's defaults (which return None) are not called:
+        # each call is a round trip through the adapter (a task when async).
+        self._defaults = default_hooks(handler)
+        self._stream_chunks = "on_data_chunk" not in self._defaults
+        self._notify_start = "on_data_start" not in self._defaults
         # AUTH.
         self._auth: AuthServer | None = None
         self._capture: _PasswordCapture | None = None
@@ -387,6 +390,8 @@ class ServerSession:
     # ------------------------------------------------------------ plumbing
 
     def _call(self, hook: str, *args: object) -> _Gen:
+        if hook in self._defaults:
+            return None  # what Handler's own method returns
         result = yield Call(hook, args)
         if isinstance(result, HookFailed):
             log.error("handler hook %s failed", hook, exc_info=result.error)

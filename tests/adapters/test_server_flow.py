@@ -218,8 +218,13 @@ def test_busy_flow() -> None:
         flow.send(True)
 
 
+class KeepConnect(Keep):
+    def on_connect(self, session: Session) -> None:
+        self.calls.append("connect")
+
+
 def test_write_failure_ends_the_session() -> None:
-    handler = Keep()
+    handler = KeepConnect()
     session = ServerSession(handler, ServerSettings(hostname="mx.test"))
     flow = session.run()
     action = next(flow)
@@ -230,6 +235,34 @@ def test_write_failure_ends_the_session() -> None:
     assert isinstance(action, Call) and action.hook == "on_disconnect"
     with pytest.raises(StopIteration):
         flow.send(None)
+
+
+def test_hooks_left_as_defaults_are_not_called() -> None:
+    """Handler's own hooks return None and do nothing: the driver answers as
+    they would without a Call (a round trip through the adapter) -- but any
+    hook the handler overrides, in its class or on the instance, is called."""
+    handler = Keep()  # overrides on_message and on_disconnect only
+    handler.on_rcpt = lambda session, command: None  # type: ignore[method-assign]
+    session = ServerSession(handler, ServerSettings(hostname="mx.test"))
+    flow = session.run()
+    calls: list[str] = []
+    script = iter([b"EHLO c.test\r\n", b"MAIL FROM:<a@b.test>\r\n", b"RCPT TO:<c@d.test>\r\n",
+                   b"DATA\r\n", b"hi\r\n.\r\n", b"QUIT\r\n"])
+    result: object = None
+    while True:
+        try:
+            action = flow.send(result)
+        except StopIteration:
+            break
+        if isinstance(action, Call):
+            calls.append(action.hook)
+            result = getattr(handler, action.hook)(*action.args)
+        elif isinstance(action, Read):
+            result = next(script, b"")
+        else:
+            result = True
+    assert calls == ["on_rcpt", "on_message", "on_disconnect"]
+    assert len(handler.envelopes) == 1 and handler.calls == ["disconnect"]
 
 
 # ---------------------------------------------------------------- STARTTLS
