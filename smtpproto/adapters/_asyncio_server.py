@@ -395,6 +395,14 @@ class _SessionProtocol(asyncio.Protocol):
     async def _hook(self, awaitable: Awaitable[object]) -> None:
         try:
             result: object = await awaitable
+        except asyncio.CancelledError:
+            if self.task is not None:
+                # Not abandon()'s doing (it clears self.task first): the hook
+                # itself was cancelled.  End the session as abandon() would,
+                # rather than leave it waiting for a result that never comes.
+                self.task = None
+                await self._wrap_up()
+            raise
         except Exception as exc:
             result = HookFailed(exc)
         self.task = None
@@ -447,6 +455,9 @@ class _SessionProtocol(asyncio.Protocol):
         if task is not None and not task.done():
             task.cancel()
             await asyncio.wait([task], timeout=1.0)
+        await self._wrap_up()
+
+    async def _wrap_up(self) -> None:
         session, flow = self.session, self.flow
         self.flow = None
         if flow is not None:

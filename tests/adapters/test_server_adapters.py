@@ -644,3 +644,4 @@ def test_shutdown_grace_cuts_stuck_hook_and_still_says_goodbye(backend: str) -> 
         assert handler.disconnected.wait(WAIT)  # on_disconnect ran although the task was cancelled
     finally:
         srv.stop()
+
