@@ -475,7 +475,8 @@ class ServerSession:
         if self._in_content:
             yield from self._abort_content("connection closed")
         self._disconnect_called = True
-        log.info("disconnect from %s (%d message(s))", _who(self.session.peer), self.session.messages)
+        if log.isEnabledFor(logging.INFO):  # _who() formats, even for a record nobody wants
+            log.info("disconnect from %s (%d message(s))", _who(self.session.peer), self.session.messages)
         yield from self._call("on_disconnect", self.session)
         self.finished = True
 
@@ -535,7 +536,8 @@ class ServerSession:
 
     def _run(self) -> Generator[Action, object, None]:
         conn = self.conn
-        log.info("connection from %s", _who(self.session.peer))
+        if log.isEnabledFor(logging.INFO):
+            log.info("connection from %s", _who(self.session.peer))
         if self.config.proxy_protocol != "off":
             if not (yield from self._proxy_header()):
                 return
