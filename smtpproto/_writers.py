@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 
 from ._errors import LocalProtocolError
 from ._events import (
@@ -16,13 +17,18 @@ from ._events import (
     AuthResponse,
     Bdat,
     Command,
+    Data,
     Ehlo,
     Expn,
     Helo,
     Help,
     Lhlo,
     Mail,
+    Noop,
+    Quit,
     Rcpt,
+    Rset,
+    StartTLS,
     Vrfy,
     Xclient,
     Xforward,
@@ -37,8 +43,25 @@ def _bracket(path: str) -> str:
     return f"<{path}>"
 
 
+def _params(params: Mapping[str, str | None]) -> str:
+    return format_params(dict(params)) if params else ""
+
+
+# Commands that are their verb alone.
+_BARE = frozenset({Data, Noop, Quit, Rset, StartTLS})
+
+
 def format_command(cmd: Command) -> str:
     """The command line for ``cmd`` without its CRLF."""
+    kind = type(cmd)  # the commands of every transaction first, by exact type
+    if kind is Mail:
+        assert isinstance(cmd, Mail)
+        return f"MAIL FROM:<{cmd.reverse_path}>{_params(cmd.params)}"
+    if kind is Rcpt:
+        assert isinstance(cmd, Rcpt)
+        return f"RCPT TO:<{cmd.forward_path}>{_params(cmd.params)}"
+    if kind in _BARE:
+        return cmd.verb
     if isinstance(cmd, (Ehlo, Helo, Lhlo)):
         return f"{cmd.verb} {cmd.domain}"
     if isinstance(cmd, Mail):

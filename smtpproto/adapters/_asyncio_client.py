@@ -113,13 +113,28 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         if self._reader is not None and not self._reader.done():
             self._reader.set_result(None)
 
-    async def wait_readable(self) -> None:
+    async def wait_readable(self, deadline: float | None) -> bool:
+        """Wait for bytes or the end of the stream until ``deadline`` (loop
+        time; None: no limit); False if the deadline came first.  A future and
+        a timer, not ``wait_for`` (which makes a task for every read)."""
+        loop = asyncio.get_running_loop()
         while not self.buffer and not self.eof:
-            self._reader = asyncio.get_running_loop().create_future()
+            if deadline is not None and loop.time() >= deadline:
+                return False
+            reader = self._reader = loop.create_future()
+            timer = None if deadline is None else loop.call_at(deadline, _wake_up, reader)
             try:
-                await self._reader
+                await reader
             finally:
                 self._reader = None
+                if timer is not None:
+                    timer.cancel()
+        return True
+
+    @property
+    def must_drain(self) -> bool:
+        """:meth:`drain` would wait (flow control) or raise (connection lost)."""
+        return self._paused or self.eof
 
     async def drain(self) -> None:
         while self._paused and not self.eof:
@@ -130,6 +145,11 @@ class _ClientProtocol(asyncio.BufferedProtocol):
                 self._drain = None
         if self.eof and self.lost is not None:
             raise self.lost
+
+
+def _wake_up(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class AsyncSMTPClient(ClientBase):
@@ -185,6 +205,8 @@ class AsyncSMTPClient(ClientBase):
         if proto.eof or transport.is_closing():
             raise SMTPServerDisconnected("the connection is closed")
         transport.write(action.data)
+        if not proto.must_drain:
+            return  # the transport took it without asking us to wait: no task, no timer
         try:
             await asyncio.wait_for(proto.drain(), action.timeout)
         except asyncio.TimeoutError as exc:
@@ -199,13 +221,10 @@ class AsyncSMTPClient(ClientBase):
         if action.fresh or self._read_deadline is None:
             self._read_deadline = None if action.timeout is None else now + action.timeout
         if not proto.buffer and not proto.eof:
-            remaining = None if self._read_deadline is None else self._read_deadline - now
-            if remaining is not None and remaining <= 0:
+            if self._read_deadline is not None and self._read_deadline - now <= 0:
                 raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
-            try:
-                await asyncio.wait_for(proto.wait_readable(), remaining)
-            except asyncio.TimeoutError as exc:
-                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s") from exc
+            if not await proto.wait_readable(self._read_deadline):
+                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
         if proto.buffer:
             return proto.take()
         if isinstance(proto.lost, ssl.SSLError):
