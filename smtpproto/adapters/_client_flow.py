@@ -372,6 +372,9 @@ def _describe(data: bytes) -> tuple[bool, bool, bool]:
 
 
 def _slices(data: bytes, size: int) -> Iterator[bytes]:
+    if 0 < len(data) <= size:
+        yield data  # one chunk: no copy
+        return
     view = memoryview(data)
     for i in range(0, len(data), size):
         yield bytes(view[i : i + size])
@@ -985,7 +988,7 @@ class ClientSession:
         server cannot take it."""
         ext = self.conn.extensions
         params: dict[str, str | None] = {k.upper(): v for k, v in (extra or {}).items()}
-        utf8 = message.utf8_headers or not sender.isascii() or any(not r.isascii() for r in recipients)
+        utf8 = message.utf8_headers or not sender.isascii() or not all(r.isascii() for r in recipients)
         if utf8:
             if not ext.smtputf8:
                 raise SMTPNotSupportedError(
@@ -1000,10 +1003,11 @@ class ClientSession:
                 params.setdefault("BODY", "8BITMIME")
             elif message.eight_bit:
                 raise SMTPNotSupportedError("the message has 8bit content and the server does not offer 8BITMIME")
-        if ext.size is not None and message.size is not None:
-            if ext.size and message.size > ext.size:
+        limit = ext.size  # parsed from the EHLO text on each access
+        if limit is not None and message.size is not None:
+            if limit and message.size > limit:
                 raise SMTPMessageTooLarge(
-                    f"the message ({message.size} octets) is larger than the server's limit ({ext.size})")
+                    f"the message ({message.size} octets) is larger than the server's limit ({limit})")
             params["SIZE"] = str(message.size)
         return params
 
