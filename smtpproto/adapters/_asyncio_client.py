@@ -61,6 +61,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         self.eof = False
         self.lost: Exception | None = None
         self._reader: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
 
@@ -115,21 +116,36 @@ class _ClientProtocol(asyncio.BufferedProtocol):
 
     async def wait_readable(self, deadline: float | None) -> bool:
         """Wait for bytes or the end of the stream until ``deadline`` (loop
-        time; None: no limit); False if the deadline came first.  A future and
-        a timer, not ``wait_for`` (which makes a task for every read)."""
+        time; None: no limit); False if the deadline came first.
+
+        A future, not ``wait_for`` (which makes a task for every read), and one
+        timer kept across reads: it only moves when a deadline comes before it.
+        Firing early (for an earlier read's deadline) just wakes this loop,
+        which checks the real deadline and sets the timer again."""
         loop = asyncio.get_running_loop()
         while not self.buffer and not self.eof:
-            if deadline is not None and loop.time() >= deadline:
-                return False
+            if deadline is not None:
+                if loop.time() >= deadline:
+                    return False
+                if self._timer is None or self._timer.when() > deadline:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                    self._timer = loop.call_at(deadline, self._timer_fired)
             reader = self._reader = loop.create_future()
-            timer = None if deadline is None else loop.call_at(deadline, _wake_up, reader)
             try:
                 await reader
             finally:
                 self._reader = None
-                if timer is not None:
-                    timer.cancel()
         return True
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     @property
     def must_drain(self) -> bool:
@@ -145,11 +161,6 @@ class _ClientProtocol(asyncio.BufferedProtocol):
                 self._drain = None
         if self.eof and self.lost is not None:
             raise self.lost
-
-
-def _wake_up(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class AsyncSMTPClient(ClientBase):
@@ -257,6 +268,8 @@ class AsyncSMTPClient(ClientBase):
         if self.session is not None:
             self.session.transport_closed()
         transport, self._transport = self._transport, None
+        if self._proto is not None:
+            self._proto.cancel_timer()
         if transport is not None:
             transport.close()
 
