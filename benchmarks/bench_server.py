@@ -286,6 +286,13 @@ def proc_status_mib(pid: int, field: str) -> float:
     return float("nan")
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def smtp_source(port: int, args: list[str], timeout: float) -> float:
     """Run smtp-source against the port; the wall time in seconds."""
     command = ["smtp-source", *args, "-f", "bench@source.example", "-t", "sink@bench.example",
@@ -392,6 +399,9 @@ def main() -> int:
     mbps: dict[str, float] = {}
     peaks: dict[str, float] = {}
     base: dict[str, float] = {}
+    cpu_new: dict[str, float] = {}
+    cpu_reused: dict[str, float] = {}
+    peer_name = "aiosmtpd"
     running = Running()
     try:
         if use_source:
@@ -404,8 +414,10 @@ def main() -> int:
             print("     the servers take turns slice by slice, so that a change"
                   " in the machine's load hits all of them alike; a rate is the total over the sum of the times")
             ports = {}
+            pids = {}
             for kind in servers:
                 proc, ports[kind] = running.start_server(kind)
+                pids[kind] = proc.pid
                 smtp_source(ports[kind], ["-s", "1", "-m", "20", "-l", "2048"], 60)  # warm-up
             phases = (
                 ("a", ["-s", "4", "-m", str(small_count // slices), "-l", "2048"], small_count // slices * slices),
@@ -414,20 +426,32 @@ def main() -> int:
             )
             for name, source_args, total in phases:
                 spent = dict.fromkeys(servers, 0.0)
+                cpu = dict.fromkeys(servers, 0.0)
                 for turn in range(slices):
                     order = servers[turn % len(servers):] + servers[: turn % len(servers)]
                     for kind in order:
+                        before = proc_cpu_seconds(pids[kind])
                         spent[kind] += smtp_source(ports[kind], source_args, 300)
+                        cpu[kind] += proc_cpu_seconds(pids[kind]) - before
                 for kind in servers:
                     if name == "a":
                         rates[kind] = total / spent[kind]
+                        cpu_new[kind] = cpu[kind] / total * 1e6
                     elif name == "a'":
                         reused[kind] = total / spent[kind]
+                        cpu_reused[kind] = cpu[kind] / total * 1e6
                     else:
                         mbps[kind] = total * 5 * MIB / spent[kind] / 1e6
             for kind in servers:
                 print(f"  {LABELS[kind]:20s} (a) {rates[kind]:6.0f} messages/s   (a') {reused[kind]:6.0f} messages/s"
                       f"   (b) {mbps[kind]:6.1f} MB/s", flush=True)
+            print("  the server process's CPU time (user + system) per message, less sensitive to other load"
+                  " than the rates:")
+            for kind in servers:
+                print(f"  {LABELS[kind]:20s} (a) {cpu_new[kind]:6.0f} us/message"
+                      f" (aiosmtpd: {fmt_ratio(cpu_new.get(peer_name), cpu_new.get(kind))} as much)"
+                      f"   (a') {cpu_reused[kind]:6.0f} us/message"
+                      f" (aiosmtpd: {fmt_ratio(cpu_reused.get(peer_name), cpu_reused.get(kind))} as much)", flush=True)
             running.stop_all()
 
         print(f"\n(c) peak RSS (VmHWM) of a fresh server process receiving one {huge // MIB} MiB message by DATA")
