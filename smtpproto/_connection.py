@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass, field, fields
+from typing import Sequence, Union
 
 from ._config import Config
 from ._errors import LocalProtocolError, RemoteProtocolError, TLSRequiredError
@@ -50,7 +50,7 @@ from ._events import (
 from ._extensions import Capabilities, check_mail_params, check_rcpt_params
 from ._readers import CommandProblem, DataReader, decode_sasl, parse_command
 from ._receivebuffer import ReceiveBuffer
-from ._events import split_enhanced
+from ._events import _trusted, split_enhanced
 from ._replies import format_reply, parse_reply_line
 from ._state import ALLOWED, GROUP_ENDERS, Greeting, State, next_state
 from ._syntax import AddressLimits, SyntaxProblem, check_domain_or_literal, check_mailbox
@@ -138,6 +138,58 @@ def _sync_error() -> RemoteProtocolError:
     )
 
 
+
+# EHLO replies parsed, by their lines after the first: a server parses the one
+# it sends on every connection, a client the same server's again and again.
+# Capabilities are immutable, so one parse serves all; the table is bounded.
+_CAPABILITIES_SEEN: dict[tuple[str, ...], Capabilities] = {}
+_CAPABILITIES_SEEN_MAX = 256
+
+
+def _capabilities(texts: Sequence[str]) -> Capabilities:
+    key = tuple(texts[1:])
+    caps = _CAPABILITIES_SEEN.get(key)
+    if caps is None:
+        caps = Capabilities.parse(key)
+        if len(_CAPABILITIES_SEEN) >= _CAPABILITIES_SEEN_MAX:
+            _CAPABILITIES_SEEN.clear()
+        _CAPABILITIES_SEEN[key] = caps
+    return caps
+
+
+# Reply lines already parsed (client): the raw line with its CRLF ->
+# (code, last, text, the line's enhanced status split as a one-line reply).
+_ParsedLine = tuple[int, bool, str, tuple[Union[str, None], tuple[str, ...]]]
+_REPLY_LINES: dict[bytes, _ParsedLine] = {}
+_REPLY_LINES_MAX = 256
+_REPLY_LINE_CACHED = 128  # longer lines (rare, often unique) are not kept
+
+
+def _parsed_reply(code: int, lines: tuple[str, ...], enhanced: str | None, command: Event | None,
+                  recipient: Rcpt | None = None) -> Reply:
+    """A Reply from what the core parsed and checked (see ``_trusted``)."""
+    return _trusted(Reply, code=code, lines=lines, enhanced_status=enhanced, command=command, recipient=recipient)
+
+
+if tuple(f.name for f in fields(Reply)) == ("code", "lines", "enhanced_status", "command", "recipient"):
+    # The same, without _trusted's walk over the fields: four replies a message.
+    # Only while those are all of Reply's fields; otherwise the version above.
+    def _parsed_reply(code: int, lines: tuple[str, ...], enhanced: str | None, command: Event | None,
+                      recipient: Rcpt | None = None) -> Reply:
+        reply = _new(Reply)
+        _set(reply, "code", code)
+        _set(reply, "lines", lines)
+        _set(reply, "enhanced_status", enhanced)
+        _set(reply, "command", command)
+        _set(reply, "recipient", recipient)
+        return reply
+
+
+_new = object.__new__
+_set = object.__setattr__
+_PATHS_OK_MAX = 1024
+
+
 class Connection:
     """One SMTP (or LMTP) session, client or server.
 
@@ -156,6 +208,12 @@ class Connection:
         self.our_role = our_role
         self.config = config if config is not None else Config()
         self._limits = AddressLimits(self.config.max_local_part, self.config.max_domain, self.config.max_path)
+        self._size_limit_for: Capabilities | None = None
+        self._size_limit_value = self.config.max_message_size
+        # A server asks for its deadline before every read: the two answers are
+        # made once.
+        self._server_deadlines = (Deadline("command", self.config.timeout_server),
+                                  Deadline("data", self.config.timeout_server, self.config.min_data_rate))
         self._state = State.GREETING
         self._buf = ReceiveBuffer()
         self._peer_closed = False
@@ -211,6 +269,11 @@ class Connection:
         self._proxy: ProxyHeader | None = None
         self._proxy_pending = our_role is Role.SERVER and self.config.proxy_protocol != "off"
         self._allow_raw = allow_raw_unchecked is True
+        self._client_deadlines: dict[object, Deadline] | None = None  # see deadline()
+        # Client: paths and MAIL parameters that passed the checks (a sender sends
+        # from, and to, the same few addresses again and again).
+        self._paths_ok: dict[tuple[str, bool], None] = {}
+        self._mail_params_ok: tuple[Capabilities, tuple[tuple[str, str | None], ...]] | None = None
 
     # ------------------------------------------------------------ properties
 
@@ -255,10 +318,8 @@ class Connection:
         """(Server) the event our next reply answers, or None."""
         if self.our_role is not Role.SERVER or not self._greeted:
             return None
-        for item, _ in self._pending:
-            if isinstance(item, Event):
-                return item
-        return None
+        # Once the greeting is out, a server's queue holds only events.
+        return self._pending[0][0] if self._pending else None  # type: ignore[return-value]
 
     @property
     def proxy(self) -> ProxyHeader | None:
@@ -317,24 +378,17 @@ class Connection:
             if self.reply_owed is not None or not self._greeted:
                 return None
             if self._data_reader is not None or self._bdat_current is not None:
-                return Deadline("data", cfg.timeout_server, cfg.min_data_rate)
-            return Deadline("command", cfg.timeout_server)
+                return self._server_deadlines[1]
+            return self._server_deadlines[0]
+        # A client asks before every read and write: the answers are made once.
+        deadlines = self._client_deadlines
+        if deadlines is None:
+            deadlines = self._client_deadlines = _client_deadlines(cfg)
         if self._client_content:
-            return Deadline("data block", cfg.timeout_data_block)
+            return deadlines["data block"]
         if not self._pending:
             return None
-        head = self._pending[0][1]
-        if head is Greeting:
-            return Deadline("greeting", cfg.timeout_greeting)
-        if head is Mail:
-            return Deadline("MAIL", cfg.timeout_mail)
-        if head is Rcpt:
-            return Deadline("RCPT", cfg.timeout_rcpt)
-        if head is Data:
-            return Deadline("DATA initiation", cfg.timeout_data_init)
-        if head in (EndOfMessage, Bdat):
-            return Deadline("DATA termination", cfg.timeout_data_term)
-        return Deadline("command", cfg.timeout_other)
+        return deadlines.get(self._pending[0][1]) or deadlines["command"]
 
     # ------------------------------------------------------------ input
 
@@ -408,80 +462,102 @@ class Connection:
     # ------------------------------------------------------------ client in
 
     def _next_client_event(self) -> NextEvent:
-        if self._state is State.TLS:
+        state = self._state
+        if state is State.TLS:
             return PAUSED
-        if self._state is State.CLOSED:
+        if state is State.CLOSED:
             return ConnectionClosed()
+        buf = self._buf
+        cfg = self.config
         while True:
-            end = self._buf.find(b"\n")
+            end = buf.find(b"\n")
             if end < 0:
-                if len(self._buf) > self.config.max_reply_line:
+                if len(buf) > cfg.max_reply_line:
                     raise RemoteProtocolError("reply line too long (R-10)")
                 if self._peer_closed:
-                    if self._buf or self._reply_lines:
+                    if buf or self._reply_lines:
                         raise RemoteProtocolError("connection closed in the middle of a reply (F-01)")
                     self._state = State.CLOSED
                     return ConnectionClosed()
                 return NEED_DATA
-            if end > self.config.max_reply_line:
+            if end > cfg.max_reply_line:
                 raise RemoteProtocolError("reply line too long (R-10)")
-            raw = self._buf.take(end)
-            if raw.endswith(b"\r\n"):
-                line = raw[:-2]
-            elif self.config.bare_newline == "normalize":
-                line = raw[:-1]
-            else:
-                raise RemoteProtocolError("reply line ends with a bare LF (R-11)")
-            parsed = parse_reply_line(line)
+            raw = buf.take(end)
+            parsed = _REPLY_LINES.get(raw)
             if parsed is None:
-                raise RemoteProtocolError(f"malformed reply line {line[:40]!r} (R-11)")
-            if self._reply_lines and parsed.code != self._reply_lines[0][0]:
+                parsed = self._parse_reply_line(raw)
+            code, last, text, single = parsed
+            lines = self._reply_lines
+            if lines and code != lines[0][0]:
                 raise RemoteProtocolError("reply code changed within a multi-line reply (R-11)")
             self._reply_size += end
-            if self._reply_size > self.config.max_reply_size:
+            if self._reply_size > cfg.max_reply_size:
                 raise RemoteProtocolError("reply too large (R-10)")
-            self._reply_lines.append((parsed.code, parsed.text))
-            if parsed.last:
+            if last and not lines:
+                # A one-line reply (most are): its enhanced status split came with the line.
+                self._reply_size = 0
+                return self._client_got_reply(code, single[1], single[0])
+            lines.append((code, text))
+            if last:
                 break
         code = self._reply_lines[0][0]
         enhanced, texts = split_enhanced(code, [t for _, t in self._reply_lines])
         self._reply_lines = []
         self._reply_size = 0
-        return self._client_got_reply(code, list(texts), enhanced)
+        return self._client_got_reply(code, texts, enhanced)
 
-    def _client_got_reply(self, code: int, texts: list[str], enhanced: str | None) -> Reply:
+    def _parse_reply_line(self, raw: bytes) -> _ParsedLine:
+        """Parse one reply line with its line ending (R-11); a short line ending
+        in CRLF is remembered, as servers send the same few lines again and again."""
+        if raw.endswith(b"\r\n"):
+            line = raw[:-2]
+        elif self.config.bare_newline == "normalize":
+            line = raw[:-1]
+        else:
+            raise RemoteProtocolError("reply line ends with a bare LF (R-11)")
+        parsed = parse_reply_line(line)
+        if parsed is None:
+            raise RemoteProtocolError(f"malformed reply line {line[:40]!r} (R-11)")
+        out = (parsed.code, parsed.last, parsed.text, split_enhanced(parsed.code, (parsed.text,)))
+        if len(raw) <= _REPLY_LINE_CACHED and raw.endswith(b"\r\n"):
+            if len(_REPLY_LINES) >= _REPLY_LINES_MAX:
+                _REPLY_LINES.clear()
+            _REPLY_LINES[raw] = out
+        return out
+
+    def _client_got_reply(self, code: int, texts: tuple[str, ...], enhanced: str | None) -> Reply:
         if self._stray:
             self._stray = False
             if code != 421:
                 raise RemoteProtocolError("reply received while no command awaited one (T-11)")
             self._state = State.CLOSED
             return Reply(code=code, lines=texts, enhanced_status=enhanced)
-        if not self._pending:
+        pending = self._pending
+        if not pending:
             if code == 421:  # RFC 5321 §3.8: the server may close at any time.
                 self._state = State.CLOSED
                 return Reply(code=code, lines=texts, enhanced_status=enhanced)
             raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
-        raw = self._pending[0][0]
-        if isinstance(raw, RawBytes):
+        cmd, ctype = pending.popleft()
+        if type(cmd) is RawBytes:
             # Raw mode: paired and reported, never checked against or applied to
             # the session state (see send_raw_unchecked).
-            self._pending.popleft()
-            return Reply(code=code, lines=texts, enhanced_status=enhanced, command=raw)
-        cmd, ctype = self._pending.popleft()
+            return _parsed_reply(code, texts, enhanced, cmd)
         assert ctype is not None
         command = cmd if isinstance(cmd, (Command, EndOfMessage, AuthResponse)) else None
         recipient = None
-        if ctype is EndOfMessage and self.config.lmtp and isinstance(cmd, Bdat) and cmd is not self._lmtp_bdat:
-            # RFC 2033 §4.2 with RFC 3030: BDAT LAST gets one reply per accepted
-            # recipient.  How many were accepted is only known now, when every
-            # pipelined RCPT has been answered.
-            self._lmtp_bdat = cmd
-            for _ in range(len(self._recipients) - 1):
-                self._pending.appendleft((cmd, EndOfMessage))
-        if ctype is EndOfMessage and self.config.lmtp and self._recipients:
-            # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
-            left = sum(1 for _, t in self._pending if t is EndOfMessage)
-            recipient = self._recipients[len(self._recipients) - left - 1]
+        if ctype is EndOfMessage and self.config.lmtp:
+            if isinstance(cmd, Bdat) and cmd is not self._lmtp_bdat:
+                # RFC 2033 §4.2 with RFC 3030: BDAT LAST gets one reply per accepted
+                # recipient.  How many were accepted is only known now, when every
+                # pipelined RCPT has been answered.
+                self._lmtp_bdat = cmd
+                for _ in range(len(self._recipients) - 1):
+                    pending.appendleft((cmd, EndOfMessage))
+            if self._recipients:
+                # RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+                left = sum(1 for _, t in pending if t is EndOfMessage)
+                recipient = self._recipients[len(self._recipients) - left - 1]
         cls = code // 100
         if cls == 3 and not (ctype is Data and code == 354 or ctype in (Auth, AuthResponse) and code == 334):
             raise RemoteProtocolError(f"unexpected {code} reply to {ctype.__name__}")
@@ -489,15 +565,17 @@ class Connection:
             # T-06: nothing may follow the 220 in cleartext.  The reply is
             # reported, the error comes next; the injected bytes are never parsed.
             self._deferred = RemoteProtocolError("data after the 220 reply to STARTTLS (response injection, T-06)")
-        if ctype is EndOfMessage and any(t is EndOfMessage for _, t in self._pending):
+        if ctype is EndOfMessage and any(t is EndOfMessage for _, t in pending):
             pass  # LMTP: the session moves with the last recipient's reply
         else:
-            self._apply(ctype, cmd, code, texts)
-        return Reply(code=code, lines=texts, enhanced_status=enhanced, command=command, recipient=recipient)
+            self._apply(ctype, cmd, code, list(texts))
+        # The code, lines and status were parsed and checked here (parse_reply_line
+        # refuses what Reply's own checks would): no second validation.
+        return _parsed_reply(code, texts, enhanced, command, recipient)
 
     # ------------------------------------------------------------ transitions
 
-    def _apply(self, ctype: type | None, cmd: object, code: int, texts: list[str]) -> None:
+    def _apply(self, ctype: type | None, cmd: object, code: int, texts: Sequence[str]) -> None:
         """Apply ``code`` answering ``cmd`` (both roles); ``ctype`` names the
         table row (None: a line that was no command at all)."""
         before = self._state
@@ -517,7 +595,7 @@ class Connection:
             return
         if ctype in (Ehlo, Helo, Lhlo):
             self._esmtp = ctype is not Helo
-            self._extensions = Capabilities.parse(texts[1:]) if self._esmtp else Capabilities()
+            self._extensions = _capabilities(texts) if self._esmtp else Capabilities()
             self._reset_transaction()
         elif ctype is Mail:
             assert isinstance(cmd, Mail)
@@ -555,16 +633,24 @@ class Connection:
 
     def _reset_transaction(self) -> None:
         self._recipients = []
+        # The LMTP fan-out is marked by the BDAT event itself; the next message
+        # may send that very object again (an application's constant).
+        self._lmtp_bdat = None
         self._smtputf8 = False
         self._binarymime = False
         self._bdat_total = 0
         self._bdat_failed = False
 
     def _size_limit(self) -> int:
-        advertised = self._extensions.size if self._esmtp else None
-        if advertised:
-            return min(advertised, self.config.max_message_size)
-        return self.config.max_message_size
+        ext = self._extensions if self._esmtp else None
+        if self._size_limit_for is not ext or ext is None:
+            # Asked at every MAIL and DATA; the answer changes only with the
+            # extensions (a new EHLO), so it is kept with the object it came from.
+            advertised = ext.size if ext is not None else None
+            self._size_limit_value = (min(advertised, self.config.max_message_size) if advertised
+                                      else self.config.max_message_size)
+            self._size_limit_for = ext
+        return self._size_limit_value
 
     # ------------------------------------------------------------ server in
 
@@ -588,12 +674,14 @@ class Connection:
             return self._end_of_content()
         if self._bdat_current is not None:
             return self._read_bdat()
-        if self.reply_owed is not None:
+        if self._pending:  # a reply is owed (greeted: the queue holds only events)
             return PAUSED
         if self._errors >= self.config.hard_error_limit:
             raise RemoteProtocolError("too many errors (R-07)", _reply(421, "4.7.0", "Error: too many errors"))
         if self._data_reader is not None:
             return self._read_data()
+        if not self._buf and not self._peer_closed:
+            return NEED_DATA  # what _read_line would conclude (asked after every reply)
         # Buffer no more than the longest line this one may become: an AUTH
         # line with its initial response (RFC 4954 §4) or a MAIL/RCPT line with
         # parameters.  The verb is in the first five octets, which every limit
@@ -1016,7 +1104,7 @@ class Connection:
     # ------------------------------------------------------------ client out
 
     def _client_send(self, event: Event) -> bytes:
-        if self._state in (State.CLOSED, State.ERROR):
+        if self._state is State.CLOSED or self._state is State.ERROR:
             raise LocalProtocolError(f"cannot send in state {self._state.name}")
         if isinstance(event, MessageData):
             return self._client_content_data(event.data)
@@ -1063,21 +1151,54 @@ class Connection:
 
     def _client_check(self, cmd: Command) -> None:
         cfg = self.config
+        state = self._state
+        pending_mail: Mail | None = None
         if self._pending:
             if isinstance(self._pending[0][0], Greeting):
                 raise LocalProtocolError("wait for the server's greeting")
             if not self.pipelining:
                 raise LocalProtocolError("the server did not advertise PIPELINING; wait for the reply")
-            ender = next((c for c, _ in self._pending if type(c) in GROUP_ENDERS), None)
-            if ender is not None:
-                raise LocalProtocolError(
-                    f"{type(ender).__name__} ends a pipelined group (RFC 2920 §3.1); wait for its reply")
-        state = self._projected()
+            # One pass: the group must be open (no ender pending), the state the
+            # pending commands lead to, and the MAIL of this transaction if pending.
+            for c, ctype in self._pending:
+                if type(c) in GROUP_ENDERS:
+                    raise LocalProtocolError(
+                        f"{type(c).__name__} ends a pipelined group (RFC 2920 §3.1); wait for its reply")
+                if pending_mail is None and isinstance(c, Mail):
+                    pending_mail = c
+                state = _assume_success(state, c, ctype)
         if type(cmd) not in ALLOWED[state]:
             raise LocalProtocolError(f"{cmd.verb} is not valid in state {state.name}")
         ext = self._extensions if self._esmtp else Capabilities()
-        pending_mail = next((c for c, _ in self._pending if isinstance(c, Mail)), None)
-        if isinstance(cmd, (Ehlo, Helo, Lhlo)):
+        if isinstance(cmd, Rcpt):  # the common commands first; the classes are disjoint
+            utf8 = self._smtputf8 or (pending_mail is not None and "SMTPUTF8" in pending_mail.params)
+            if cmd.forward_path.lower() != "postmaster":
+                self._check_path(cmd.forward_path, utf8=utf8, what="forward path")
+            if cmd.params:
+                problem = check_rcpt_params(cmd.params, ext, smtputf8=utf8)
+                if problem is not None:
+                    raise LocalProtocolError(f"RCPT parameters refused: {problem.code} {problem.text}")
+            if len(self._recipients) + self._pending_rcpts >= cfg.max_recipients:
+                raise LocalProtocolError("too many recipients for one transaction")
+        elif isinstance(cmd, Mail):
+            if cfg.require_tls and not self._tls_active:
+                raise TLSRequiredError("refusing to send MAIL before TLS (T-08, T-09)")
+            utf8 = "SMTPUTF8" in cmd.params
+            self._check_path(cmd.reverse_path, utf8=utf8, what="reverse path")
+            items = tuple(cmd.params.items())
+            if self._mail_params_ok != (ext, items):
+                problem = check_mail_params(cmd.params, ext, max_size=None)
+                if problem is not None:  # also C-06: SMTPUTF8 must be advertised
+                    raise LocalProtocolError(f"MAIL parameters refused: {problem.code} {problem.text}")
+                # Remembered for the next MAIL: the same parameters against the same
+                # (immutable) capabilities give the same answer.
+                self._mail_params_ok = (ext, items)
+        elif isinstance(cmd, Data):
+            binary = self._binarymime or (
+                pending_mail is not None and (pending_mail.params.get("BODY") or "").upper() == "BINARYMIME")
+            if binary:
+                raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
+        elif isinstance(cmd, (Ehlo, Helo, Lhlo)):
             if cfg.lmtp != isinstance(cmd, Lhlo):
                 raise LocalProtocolError("LMTP uses LHLO; SMTP uses EHLO/HELO")
             try:
@@ -1098,28 +1219,6 @@ class Connection:
                 raise LocalProtocolError(f"the server did not advertise AUTH {cmd.mechanism}")
             if self._authenticated:
                 raise LocalProtocolError("already authenticated")
-        elif isinstance(cmd, Mail):
-            if cfg.require_tls and not self._tls_active:
-                raise TLSRequiredError("refusing to send MAIL before TLS (T-08, T-09)")
-            utf8 = "SMTPUTF8" in cmd.params
-            self._check_path(cmd.reverse_path, utf8=utf8, what="reverse path")
-            problem = check_mail_params(cmd.params, ext, max_size=None)
-            if problem is not None:  # also C-06: SMTPUTF8 must be advertised
-                raise LocalProtocolError(f"MAIL parameters refused: {problem.code} {problem.text}")
-        elif isinstance(cmd, Rcpt):
-            utf8 = self._smtputf8 or (pending_mail is not None and "SMTPUTF8" in pending_mail.params)
-            if cmd.forward_path.lower() != "postmaster":
-                self._check_path(cmd.forward_path, utf8=utf8, what="forward path")
-            problem = check_rcpt_params(cmd.params, ext, smtputf8=utf8)
-            if problem is not None:
-                raise LocalProtocolError(f"RCPT parameters refused: {problem.code} {problem.text}")
-            if len(self._recipients) + self._pending_rcpts >= cfg.max_recipients:
-                raise LocalProtocolError("too many recipients for one transaction")
-        elif isinstance(cmd, Data):
-            binary = self._binarymime or (
-                pending_mail is not None and (pending_mail.params.get("BODY") or "").upper() == "BINARYMIME")
-            if binary:
-                raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
         elif isinstance(cmd, Bdat):
             if not ext.chunking:
                 raise LocalProtocolError("the server did not advertise CHUNKING")
@@ -1140,6 +1239,9 @@ class Connection:
     def _check_path(self, path: str, *, utf8: bool, what: str) -> None:
         if path == "":
             return
+        key = (path, utf8)
+        if key in self._paths_ok:
+            return  # checked before on this connection (same limits): it passes again
         if not path.isascii() and not utf8:
             raise LocalProtocolError(f"non-ASCII {what} needs the SMTPUTF8 parameter (C-06)")
         if len(path.encode("utf-8")) + 2 > self.config.max_path:
@@ -1148,6 +1250,9 @@ class Connection:
             check_mailbox(path, utf8=utf8, limits=self._limits)
         except SyntaxProblem as exc:
             raise LocalProtocolError(f"bad {what} {path!r}: {exc}") from None
+        if len(self._paths_ok) >= _PATHS_OK_MAX:
+            self._paths_ok.clear()
+        self._paths_ok[key] = None
 
     def _client_content_data(self, data: bytes) -> bytes:
         if self._client_content:
@@ -1222,7 +1327,7 @@ class Connection:
             self._errors += 1
         if ctype is EndOfMessage and any(t is EndOfMessage for _, t in self._pending):
             return out  # LMTP: the session moves with the last recipient's reply
-        self._apply(ctype, owed, event.code, list(event.lines))
+        self._apply(ctype, owed, event.code, event.lines)
         return out
 
     def _with_enhanced_status(self, owed: Event, reply: Reply) -> Reply:
@@ -1243,6 +1348,8 @@ class Connection:
     def _check_server_reply(self, owed: Event, reply: Reply) -> None:
         code = reply.code
         cls = code // 100
+        if cls != 3 and type(owed) in _PLAIN_ANSWERS:
+            return  # none of the rules below is about these commands
         if isinstance(owed, (InvalidCommand, UnknownCommand, MessageRejected)) and code < 400:
             raise LocalProtocolError(f"{type(owed).__name__} must be answered with 4xx or 5xx")
         if isinstance(owed, Data):
@@ -1258,7 +1365,7 @@ class Connection:
         elif cls == 3:
             raise LocalProtocolError(f"{code} is not a valid reply to {type(owed).__name__}")
         if isinstance(owed, (Ehlo, Lhlo)) and cls == 2:
-            caps = Capabilities.parse(list(reply.lines[1:]))
+            caps = _capabilities(reply.lines)
             if self._tls_active and caps.starttls:
                 raise LocalProtocolError("STARTTLS must not be advertised once TLS is active (RFC 3207 §4.2, T-03)")
             if caps.auth and not self._tls_active and (self.config.require_tls or not self.config.allow_auth_without_tls):
@@ -1277,6 +1384,10 @@ class Connection:
             raise LocalProtocolError("QUIT is answered with 221")
 
 
+#: Commands whose reply is only bound by "no 3xx" (RFC 5321 §4.3.2): the
+#: server's fast path in _check_server_reply.
+_PLAIN_ANSWERS = frozenset({Mail, Rcpt, Rset, Noop, Helo, Vrfy, Expn, Help, EndOfMessage, Bdat, Xforward})
+
 #: RFC 3463 codes for success, by what is answered (Postfix uses the same).
 _ENHANCED_SUCCESS: dict[type, str] = {
     Mail: "2.1.0", Rcpt: "2.1.5", Auth: "2.7.0", AuthResponse: "2.7.0", Vrfy: "2.1.5",
@@ -1290,6 +1401,22 @@ _VERB_TYPES: dict[str, type] = {
 
 
 _SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 220, Quit: 221, Xclient: 220}
+
+
+def _client_deadlines(cfg: Config) -> dict[object, Deadline]:
+    """A client's deadlines (RFC 5321 §4.5.3.2) by the command type whose reply
+    it waits for, plus the data block's and the one for any other command."""
+    termination = Deadline("DATA termination", cfg.timeout_data_term)
+    return {
+        Greeting: Deadline("greeting", cfg.timeout_greeting),
+        Mail: Deadline("MAIL", cfg.timeout_mail),
+        Rcpt: Deadline("RCPT", cfg.timeout_rcpt),
+        Data: Deadline("DATA initiation", cfg.timeout_data_init),
+        EndOfMessage: termination,
+        Bdat: termination,
+        "data block": Deadline("data block", cfg.timeout_data_block),
+        "command": Deadline("command", cfg.timeout_other),
+    }
 
 
 def _assume_success(state: State, cmd: object, ctype: type | None) -> State:

@@ -1726,19 +1726,48 @@ def test_lmtp_pipelined_and_session_moves_with_last_reply() -> None:
     assert p.client.state is State.READY and p.server.state is State.READY
 
 
-def test_lmtp_bdat_last_gets_one_reply_per_recipient() -> None:
-    p = play([
+def lmtp_chunking_to_pat() -> list[C | S]:
+    """An LMTP session offering CHUNKING, up to a transaction with pat accepted."""
+    return [
         S(R(220, "foo.edu LMTP server ready"), b"220 foo.edu LMTP server ready\r\n"),
         C(Lhlo(domain="foo.edu"), b"LHLO foo.edu\r\n"),
         S(R(250, "foo.edu", "CHUNKING"), b"250-foo.edu\r\n250 CHUNKING\r\n"),
         C(Mail(reverse_path="chris@bar.com"), b"MAIL FROM:<chris@bar.com>\r\n"), S(R(250, "OK"), b"250 OK\r\n"),
         C(PAT, b"RCPT TO:<pat@foo.edu>\r\n"), S(R(250, "OK"), b"250 OK\r\n"),
+    ]
+
+
+def test_lmtp_bdat_last_gets_one_reply_per_recipient() -> None:
+    p = play([
+        *lmtp_chunking_to_pat(),
         C(GREEN, b"RCPT TO:<green@foo.edu>\r\n"), S(R(250, "OK"), b"250 OK\r\n"),
         C(Bdat(size=4, last=True), b"BDAT 4 LAST\r\n", replies=2),
         C(MessageData(data=b"hi\r\n"), b"hi\r\n", seen=[MessageData(data=b"hi\r\n"), EndOfMessage()]),
         C(EndOfMessage(), b"", seen=[]),
         S(R(250, "pat OK"), b"250 pat OK\r\n", recipient=PAT),
         S(R(550, "green full"), b"550 green full\r\n", recipient=GREEN, command=ANY),
+    ], client_config=LMTP, server_config=LMTP)
+    assert p.client.state is State.READY and p.server.state is State.READY
+
+
+def test_lmtp_bdat_last_event_reused_for_the_next_message() -> None:
+    """The LMTP fan-out of BDAT LAST's replies is keyed to the event; an
+    application that sends one constant ``Bdat(size=0, last=True)`` for every
+    message still gets one reply per recipient the second time (found by
+    test_random_walk_peers_never_disagree)."""
+    last = Bdat(size=0, last=True)
+    p = play([
+        *lmtp_chunking_to_pat(),
+        C(last, b"BDAT 0 LAST\r\n", seen=[last, EndOfMessage()]),
+        C(EndOfMessage(), b"", seen=[]),
+        S(R(250, "pat OK"), b"250 pat OK\r\n", recipient=PAT, command=ANY),
+        C(Mail(reverse_path="chris@bar.com"), b"MAIL FROM:<chris@bar.com>\r\n"), S(R(250, "OK"), b"250 OK\r\n"),
+        C(PAT, b"RCPT TO:<pat@foo.edu>\r\n"), S(R(250, "OK"), b"250 OK\r\n"),
+        C(GREEN, b"RCPT TO:<green@foo.edu>\r\n"), S(R(250, "OK"), b"250 OK\r\n"),
+        C(last, b"BDAT 0 LAST\r\n", replies=2, seen=[last, EndOfMessage()]),
+        C(EndOfMessage(), b"", seen=[]),
+        S(R(250, "pat OK"), b"250 pat OK\r\n", recipient=PAT, command=ANY),
+        S(R(250, "green OK"), b"250 green OK\r\n", recipient=GREEN, command=ANY),
     ], client_config=LMTP, server_config=LMTP)
     assert p.client.state is State.READY and p.server.state is State.READY
 
