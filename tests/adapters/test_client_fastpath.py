@@ -111,21 +111,28 @@ def test_reply_lines_remembered_are_replies_of_their_own() -> None:
         strict.next_event()
 
 
+def _answer_envelope(sock: socket.socket, name: bytes) -> bytes:
+    """A small receive buffer, the greeting, EHLO with PIPELINING, then 250,
+    250, 354 for one pipelined MAIL, RCPT, DATA; returns what came with them."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.sendall(b"220 " + name + b"\r\n")
+    buf = b""
+    while b"\r\n" not in buf:
+        buf += sock.recv(65536)
+    sock.sendall(b"250-" + name + b"\r\n250 PIPELINING\r\n")
+    buf = b""
+    while buf.count(b"\r\n") < 3:
+        buf += sock.recv(65536)
+    sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    return buf
+
+
 def _slow_reader(received: bytearray) -> Callable[[socket.socket], None]:
     """Answers one pipelined DATA transaction, then waits before it reads the
     content, so the client's first write cannot take it all."""
 
     def script(sock: socket.socket) -> None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-        sock.sendall(b"220 slow\r\n")
-        buf = b""
-        while b"\r\n" not in buf:
-            buf += sock.recv(65536)
-        sock.sendall(b"250-slow\r\n250 PIPELINING\r\n")
-        buf = b""
-        while buf.count(b"\r\n") < 3:
-            buf += sock.recv(65536)
-        sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+        buf = _answer_envelope(sock, b"slow")
         time.sleep(0.3)
         data = bytearray(buf.split(b"DATA\r\n", 1)[1])
         while not data.endswith(b"\r\n.\r\n"):
@@ -160,16 +167,7 @@ def test_content_split_over_writes_arrives_exact(flavor: str) -> None:
 
 
 def _never_reads_content(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
-    sock.sendall(b"220 stuck\r\n")
-    buf = b""
-    while b"\r\n" not in buf:
-        buf += sock.recv(4096)
-    sock.sendall(b"250-stuck\r\n250 PIPELINING\r\n")
-    buf = b""
-    while buf.count(b"\r\n") < 3:
-        buf += sock.recv(4096)
-    sock.sendall(b"250 ok\r\n250 ok\r\n354 go\r\n")
+    _answer_envelope(sock, b"stuck")
     time.sleep(4)  # and never read the content
 
 

@@ -243,26 +243,11 @@ def test_hooks_left_as_defaults_are_not_called() -> None:
     hook the handler overrides, in its class or on the instance, is called."""
     handler = Keep()  # overrides on_message and on_disconnect only
     handler.on_rcpt = lambda session, command: None  # type: ignore[method-assign]
-    session = ServerSession(handler, ServerSettings(hostname="mx.test"))
-    flow = session.run()
-    calls: list[str] = []
-    script = iter([b"EHLO c.test\r\n", b"MAIL FROM:<a@b.test>\r\n", b"RCPT TO:<c@d.test>\r\n",
-                   b"DATA\r\n", b"hi\r\n.\r\n", b"QUIT\r\n"])
-    result: object = None
-    while True:
-        try:
-            action = flow.send(result)
-        except StopIteration:
-            break
-        if isinstance(action, Call):
-            calls.append(action.hook)
-            result = getattr(handler, action.hook)(*action.args)
-        elif isinstance(action, Read):
-            result = next(script, b"")
-        else:
-            result = True
-    assert calls == ["on_rcpt", "on_message", "on_disconnect"]
+    s = Script(handler, [b"EHLO c.test\r\n", b"MAIL FROM:<a@b.test>\r\n", b"RCPT TO:<c@d.test>\r\n",
+                         b"DATA\r\n", b"hi\r\n.\r\n", b"QUIT\r\n"]).run()
+    assert [a.hook for a in s.actions if isinstance(a, Call)] == ["on_rcpt", "on_message", "on_disconnect"]
     assert len(handler.envelopes) == 1 and handler.calls == ["disconnect"]
+    assert s.writes[-1].endswith(b"221 2.0.0 Bye\r\n")
 
 
 # ---------------------------------------------------------------- STARTTLS
