@@ -116,6 +116,14 @@ class RawBytes(Event):
 # Commands that count as "junk" (Postfix smtpd_junk_command_limit).
 _JUNK = (Noop, Rset, Vrfy, Expn, Help)
 
+#: What a session without (or before) an EHLO reply has; Capabilities is
+#: immutable, so every connection shares this one.
+_NO_EXTENSIONS = Capabilities()
+
+#: Argument-less command lines, upper-cased without CRLF, and their events
+#: (the server's command lane; verbs are case-insensitive, RFC 5321 §2.4).
+_BARE_VERBS: dict[bytes, type[Command]] = {b"DATA": Data, b"RSET": Rset, b"QUIT": Quit, b"NOOP": Noop}
+
 # Replies the server core suggests (texts as Postfix words them).
 _BAD_SEQUENCE = {
     Mail: "Error: send HELO/EHLO first",
@@ -188,6 +196,7 @@ if tuple(f.name for f in fields(Reply)) == ("code", "lines", "enhanced_status", 
 _new = object.__new__
 _set = object.__setattr__
 _PATHS_OK_MAX = 1024
+_CLIENT_LINES_MAX = 256
 
 
 class Connection:
@@ -207,18 +216,15 @@ class Connection:
             raise TypeError("our_role must be Role.CLIENT or Role.SERVER")
         self.our_role = our_role
         self.config = config if config is not None else Config()
-        self._limits = AddressLimits(self.config.max_local_part, self.config.max_domain, self.config.max_path)
-        self._size_limit_for: Capabilities | None = None
-        self._size_limit_value = self.config.max_message_size
-        # A server asks for its deadline before every read: the two answers are
-        # made once.
-        self._server_deadlines = (Deadline("command", self.config.timeout_server),
-                                  Deadline("data", self.config.timeout_server, self.config.min_data_rate))
+        derived = _DERIVED.get(id(self.config))
+        if derived is None or derived[0] is not self.config:
+            derived = _derive(self.config)
+        _, self._limits, self._server_deadlines, self._lane_limit = derived
         self._state = State.GREETING
         self._buf = ReceiveBuffer()
         self._peer_closed = False
         self._tls_active = tls_active
-        self._extensions = Capabilities()
+        self._extensions = _NO_EXTENSIONS
         self._esmtp = False  # the session began with EHLO/LHLO (not HELO)
         self._authenticated = False
         # Commands awaiting a reply.  Client: sent, not yet answered (pipelining
@@ -228,7 +234,7 @@ class Connection:
         # reply follows (a refused BDAT LAST follows EndOfMessage's, a refused
         # line nobody's: None).
         self._pending: deque[tuple[Event | Greeting, type | None]] = deque()
-        self._pending.append((Greeting(), Greeting))
+        self._pending.append((_GREETING_EVENT, Greeting))
         # Transaction.
         self._recipients: list[Rcpt] = []
         self._pending_rcpts = 0  # client: RCPTs sent but not answered
@@ -274,6 +280,8 @@ class Connection:
         # from, and to, the same few addresses again and again).
         self._paths_ok: dict[tuple[str, bool], None] = {}
         self._mail_params_ok: tuple[Capabilities, tuple[tuple[str, str | None], ...]] | None = None
+        # Client: MAIL/RCPT lines made, by the event's id (see _client_line).
+        self._client_lines: dict[int, tuple[Event, tuple[tuple[str, str | None], ...], bytes]] = {}
 
     # ------------------------------------------------------------ properties
 
@@ -316,7 +324,7 @@ class Connection:
     @property
     def reply_owed(self) -> Event | None:
         """(Server) the event our next reply answers, or None."""
-        if self.our_role is not Role.SERVER or not self._greeted:
+        if self.our_role is not _SERVER or not self._greeted:
             return None
         # Once the greeting is out, a server's queue holds only events.
         return self._pending[0][0] if self._pending else None  # type: ignore[return-value]
@@ -372,10 +380,10 @@ class Connection:
         nothing from the peer (a server that owes a reply, a client with nothing
         pending)."""
         cfg = self.config
-        if self._state in (State.CLOSED, State.ERROR, State.TLS):
+        if self._state in (_CLOSED, _ERROR, _TLS):
             return None
-        if self.our_role is Role.SERVER:
-            if self.reply_owed is not None or not self._greeted:
+        if self.our_role is _SERVER:
+            if self._pending or not self._greeted:  # a reply is owed, or the greeting
                 return None
             if self._data_reader is not None or self._bdat_current is not None:
                 return self._server_deadlines[1]
@@ -401,18 +409,19 @@ class Connection:
             return
         if self._peer_closed:
             raise RuntimeError("received data after the peer closed")
-        if self.our_role is Role.SERVER:
+        if self.our_role is _SERVER:
             if not self._greeted:
                 # Bytes before our greeting: a PROXY header if we expect one,
                 # otherwise an early talker (P-01).
                 self._pregreet = not self._proxy_pending
-            elif self._state is State.TLS:
+            elif self._state is _TLS:
                 # T-01/T-02: plaintext after STARTTLS, before the hand-over.
                 self._fail(RemoteProtocolError(
                     "cleartext data received during the STARTTLS hand-over",
                     _reply(554, "5.5.0", "Error: SMTP protocol synchronization")))
             else:
-                owed = self.reply_owed
+                # Greeted: the queue holds only events (reply_owed, inlined).
+                owed = self._pending[0][0] if self._pending else None
                 if isinstance(owed, StartTLS) and self._deferred is None:
                     # T-01, whatever the sync setting: plaintext behind STARTTLS.
                     self._deferred = RemoteProtocolError(
@@ -422,18 +431,18 @@ class Connection:
                         and self.config.enforce_pipelining_sync and not isinstance(owed, (EndOfMessage, Bdat)):
                     if self._deferred is None:
                         self._deferred = _sync_error()
-        elif self._state is State.TLS:
+        elif self._state is _TLS:
             self._fail(RemoteProtocolError("data received after the 220 reply to STARTTLS (T-06)"))
         elif not self._pending:
             # Nothing awaits a reply: whatever this is, it is not an answer (T-11).
             self._stray = True
-        if self._state is not State.ERROR:
+        if self._state is not _ERROR:
             self._buf.append(data if type(data) is bytes else bytes(data))
 
     def _fail(self, exc: RemoteProtocolError) -> None:
-        self._state = State.ERROR
+        self._state = _ERROR
         self._close_reason = exc
-        self._error_reply_allowed = exc.reply is not None and self.our_role is Role.SERVER
+        self._error_reply_allowed = exc.reply is not None and self.our_role is _SERVER
 
     def next_event(self) -> NextEvent:
         """The next event from the peer, ``NEED_DATA`` or ``PAUSED``.
@@ -442,7 +451,7 @@ class Connection:
         connection is then in ``ERROR`` (a server may still send the error's
         reply once).
         """
-        if self._state is State.ERROR:
+        if self._state is _ERROR:
             if self._close_reason is not None:
                 exc, self._close_reason = self._close_reason, None
                 raise exc
@@ -451,7 +460,7 @@ class Connection:
             if self._deferred is not None:
                 exc, self._deferred = self._deferred, None
                 raise exc
-            if self.our_role is Role.SERVER:
+            if self.our_role is _SERVER:
                 return self._next_server_event()
             return self._next_client_event()
         except RemoteProtocolError as exc:
@@ -463,9 +472,9 @@ class Connection:
 
     def _next_client_event(self) -> NextEvent:
         state = self._state
-        if state is State.TLS:
+        if state is _TLS:
             return PAUSED
-        if state is State.CLOSED:
+        if state is _CLOSED:
             return ConnectionClosed()
         buf = self._buf
         cfg = self.config
@@ -488,15 +497,17 @@ class Connection:
                 parsed = self._parse_reply_line(raw)
             code, last, text, single = parsed
             lines = self._reply_lines
+            if last and not lines:
+                # A one-line reply (most are): its enhanced status split came with
+                # the line; the reply is that line alone (_reply_size is 0).
+                if end > cfg.max_reply_size:
+                    raise RemoteProtocolError("reply too large (R-10)")
+                return self._client_got_reply(code, single[1], single[0])
             if lines and code != lines[0][0]:
                 raise RemoteProtocolError("reply code changed within a multi-line reply (R-11)")
             self._reply_size += end
             if self._reply_size > cfg.max_reply_size:
                 raise RemoteProtocolError("reply too large (R-10)")
-            if last and not lines:
-                # A one-line reply (most are): its enhanced status split came with the line.
-                self._reply_size = 0
-                return self._client_got_reply(code, single[1], single[0])
             lines.append((code, text))
             if last:
                 break
@@ -539,6 +550,37 @@ class Connection:
                 return Reply(code=code, lines=texts, enhanced_status=enhanced)
             raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
         cmd, ctype = pending.popleft()
+        kind = type(cmd)
+        if kind is ctype and (code < 300 or code >= 400 or code == 354 and kind is Data):
+            # The replies of every transaction, applied as _apply would, without
+            # its rules for every other command (the message rate hangs on these).
+            if kind is Rcpt:
+                assert isinstance(cmd, Rcpt)
+                self._pending_rcpts -= 1
+                self._state = next_state(self._state, Rcpt, code)
+                if code < 400:
+                    self._recipients.append(cmd)
+                return _parsed_reply(code, texts, enhanced, cmd)
+            if kind is Mail:
+                assert isinstance(cmd, Mail)
+                self._state = next_state(self._state, Mail, code)
+                if code < 400:
+                    self._reset_transaction()
+                    self._smtputf8 = "SMTPUTF8" in cmd.params
+                    self._binarymime = (cmd.params.get("BODY") or "").upper() == "BINARYMIME"
+                return _parsed_reply(code, texts, enhanced, cmd)
+            if kind is Data:
+                assert isinstance(cmd, Data)
+                self._state = next_state(self._state, Data, code)
+                if code == 354:
+                    self._client_content = True
+                    self._data_writer = DataWriter(normalize=self.config.client_bare_newline == "normalize")
+                return _parsed_reply(code, texts, enhanced, cmd)
+            if kind is EndOfMessage and not pending and not self.config.lmtp:
+                assert isinstance(cmd, EndOfMessage)
+                self._state = next_state(self._state, EndOfMessage, code)
+                self._reset_transaction()
+                return _parsed_reply(code, texts, enhanced, cmd)
         if type(cmd) is RawBytes:
             # Raw mode: paired and reported, never checked against or applied to
             # the session state (see send_raw_unchecked).
@@ -580,11 +622,11 @@ class Connection:
         table row (None: a line that was no command at all)."""
         before = self._state
         positive = code < 400
-        if isinstance(cmd, Rcpt) and self.our_role is Role.CLIENT:
+        if isinstance(cmd, Rcpt) and self.our_role is _CLIENT:
             self._pending_rcpts -= 1
         if ctype is None:
             if code == 421:
-                self._state = State.CLOSED
+                self._state = _CLOSED
             return
         self._state = next_state(before, ctype, code)
         if not positive:
@@ -595,7 +637,7 @@ class Connection:
             return
         if ctype in (Ehlo, Helo, Lhlo):
             self._esmtp = ctype is not Helo
-            self._extensions = _capabilities(texts) if self._esmtp else Capabilities()
+            self._extensions = _capabilities(texts) if self._esmtp else _NO_EXTENSIONS
             self._reset_transaction()
         elif ctype is Mail:
             assert isinstance(cmd, Mail)
@@ -608,7 +650,7 @@ class Connection:
         elif ctype is Rset:
             self._reset_transaction()
         elif ctype is Data and code == 354:
-            if self.our_role is Role.CLIENT:
+            if self.our_role is _CLIENT:
                 self._client_content = True
                 self._data_writer = DataWriter(normalize=self.config.client_bare_newline == "normalize")
             else:
@@ -617,12 +659,12 @@ class Connection:
                     normalize=cfg.bare_newline == "normalize", max_line=cfg.max_data_line,
                     max_size=self._size_limit())
         elif ctype is StartTLS:
-            self._extensions = Capabilities()
+            self._extensions = _NO_EXTENSIONS
         elif ctype is Xclient:
             # Postfix: the session starts over as if the proxied client had
             # connected; the EHLO (and what it advertised) must be redone.
             self._esmtp = False
-            self._extensions = Capabilities()
+            self._extensions = _NO_EXTENSIONS
             self._authenticated = False
             self._reset_transaction()
         elif ctype in (Auth, AuthResponse) and code == 235:
@@ -642,24 +684,18 @@ class Connection:
         self._bdat_failed = False
 
     def _size_limit(self) -> int:
-        ext = self._extensions if self._esmtp else None
-        if self._size_limit_for is not ext or ext is None:
-            # Asked at every MAIL and DATA; the answer changes only with the
-            # extensions (a new EHLO), so it is kept with the object it came from.
-            advertised = ext.size if ext is not None else None
-            self._size_limit_value = (min(advertised, self.config.max_message_size) if advertised
-                                      else self.config.max_message_size)
-            self._size_limit_for = ext
-        return self._size_limit_value
+        advertised = self._extensions.size if self._esmtp else None
+        limit = self.config.max_message_size
+        return min(advertised, limit) if advertised else limit
 
     # ------------------------------------------------------------ server in
 
     def _next_server_event(self) -> NextEvent:
-        if self._state is State.CLOSED:
+        if self._state is _CLOSED:
             return ConnectionClosed()
         if self._proxy_pending:
             return self._read_proxy()
-        if not self._greeted or self._state is State.TLS:
+        if not self._greeted or self._state is _TLS:
             return PAUSED
         if self._pregreet:
             self._pregreet = False
@@ -682,13 +718,16 @@ class Connection:
             return self._read_data()
         if not self._buf and not self._peer_closed:
             return NEED_DATA  # what _read_line would conclude (asked after every reply)
+        lane = self._command_lane()
+        if lane is not None:
+            return lane
         # Buffer no more than the longest line this one may become: an AUTH
         # line with its initial response (RFC 4954 §4) or a MAIL/RCPT line with
         # parameters.  The verb is in the first five octets, which every limit
         # exceeds, so the choice never depends on the chunking; each verb's own
         # limit is applied once the line is parsed.
         limit = self.config.max_mail_rcpt_line
-        if self._state is State.AUTH or self._buf.peek(5).upper() == b"AUTH ":
+        if self._state is _AUTH or self._buf.peek(5).upper() == b"AUTH ":
             limit = max(limit, self.config.max_auth_line)
         line = self._read_line(limit)
         if line is None:
@@ -710,10 +749,46 @@ class Connection:
                 self._deferred = _sync_error()
         return event
 
+    def _command_lane(self) -> Command | None:
+        """The common case, without the general line reader: the buffer holds
+        exactly one short, clean command line (what a client that does not
+        pipeline sends, in one read).  The events, checks and state changes are
+        the general path's; anything out of the ordinary -- a refusal, AUTH,
+        BDAT, a second line, a CR or non-ASCII octet -- returns None before
+        anything changed, and the general path takes it, so every error has
+        one code path."""
+        line = self._buf.sole()
+        if line is None or len(line) > self._lane_limit or self._discarding or self._state is _AUTH:
+            return None
+        end = len(line) - 2
+        if line.find(b"\n") != end + 1 or line.find(b"\r") != end or not line.isascii():
+            return None
+        cmd: Command | CommandProblem
+        cls = _BARE_VERBS.get(line[:end].upper()) if end == 4 else None
+        if cls is not None:
+            cmd = cls()
+        else:
+            cmd = parse_command(line[:end].decode("ascii"), utf8=False, lmtp=self.config.lmtp, limits=self._limits)
+            if isinstance(cmd, (CommandProblem, Bdat, Auth)):
+                return None
+        if self._check_command(cmd, end + 2) is not None:
+            return None
+        self._buf.clear()
+        return self._accepted(cmd)
+
+    def _accepted(self, cmd: Command) -> Command:
+        """``cmd`` passed every check: it awaits its reply (junk is counted)."""
+        if isinstance(cmd, _JUNK):
+            self._junk += 1
+            if self._junk > self.config.junk_command_limit:
+                self._errors += 1  # Postfix: junk past the limit counts as an error
+        self._pending.append((cmd, type(cmd)))
+        return cmd
+
     def _peer_gone(self) -> ConnectionClosed:
         """The client closed: whatever transaction was open is discarded (F-01)."""
         self._reset_transaction()
-        self._state = State.CLOSED
+        self._state = _CLOSED
         return ConnectionClosed()
 
     def _read_proxy(self) -> NextEvent:
@@ -726,7 +801,7 @@ class Connection:
             raise RemoteProtocolError(f"bad PROXY protocol header: {exc}") from None
         if header is None:
             if self._peer_closed:
-                self._state = State.CLOSED
+                self._state = _CLOSED
                 return ConnectionClosed()
             return NEED_DATA
         self._buf.discard(header.consumed)
@@ -790,7 +865,7 @@ class Connection:
     def _line_event(self, line: bytes | InvalidCommand | UnknownCommand) -> Event | _Sentinel:
         if isinstance(line, (InvalidCommand, UnknownCommand)):
             return line
-        if self._state is State.AUTH:
+        if self._state is _AUTH:
             return self._auth_line(line)
         if b"\r" in line and self.config.bare_newline == "reject":
             verb = line.split(b" ", 1)[0].upper()
@@ -845,12 +920,7 @@ class Connection:
             return self._read_bdat()
         if problem is not None:
             return self._problem(problem, line, type(parsed))
-        if isinstance(parsed, _JUNK):
-            self._junk += 1
-            if self._junk > self.config.junk_command_limit:
-                self._errors += 1  # Postfix: junk past the limit counts as an error
-        self._pending.append((parsed, type(parsed)))
-        return parsed
+        return self._accepted(parsed)
 
     def _auth_line(self, line: bytes) -> Event:
         if line == b"*":
@@ -869,25 +939,29 @@ class Connection:
         """Sequence, extension and policy checks (server)."""
         cfg = self.config
         verb = cmd.verb
-        limit = cfg.max_mail_rcpt_line if isinstance(cmd, (Mail, Rcpt)) else cfg.max_command_line
-        if isinstance(cmd, Auth):
+        # The parser makes exactly these classes (events are final), so the
+        # type is compared, not isinstance'd, at every command.
+        kind = type(cmd)
+        limit = cfg.max_mail_rcpt_line if kind is Mail or kind is Rcpt else cfg.max_command_line
+        if kind is Auth:
             limit = cfg.max_auth_line
         if line_len > limit:
             return CommandProblem(verb, "command line too long", 500, "5.5.2", "Error: line too long")
-        if self._pregreet_enforce and not isinstance(cmd, Quit):
+        if self._pregreet_enforce and kind is not Quit:
             return CommandProblem(verb, "client talked before the greeting", 550, "5.5.1", "Protocol error")
-        if isinstance(cmd, (Ehlo, Helo, Lhlo)) and cfg.lmtp != isinstance(cmd, Lhlo):
+        if (kind is Ehlo or kind is Helo or kind is Lhlo) and cfg.lmtp != (kind is Lhlo):
             return CommandProblem(verb, "wrong hello", 500, "5.5.2", "Error: command not recognized")
         state = self._state
-        if type(cmd) not in ALLOWED[state]:
+        if kind not in ALLOWED[state]:
             return self._sequence_problem(cmd, state)
-        ext = self._extensions if self._esmtp else Capabilities()
-        if isinstance(cmd, StartTLS):
+        ext = self._extensions if self._esmtp else _NO_EXTENSIONS
+        if kind is StartTLS:
             if self._tls_active:
                 return CommandProblem(verb, "TLS already active", 554, "5.5.1", "Error: TLS already active")
             if not ext.starttls:
                 return CommandProblem(verb, "STARTTLS not advertised", 502, "5.5.1", "Error: command not implemented")
-        elif isinstance(cmd, Auth):
+        elif kind is Auth:
+            assert isinstance(cmd, Auth)
             if not self._tls_active and (cfg.require_tls or not cfg.allow_auth_without_tls):
                 # T-04: said before "not advertised", which is what it causes.
                 return CommandProblem(verb, "AUTH without TLS", 538, "5.7.11",
@@ -899,7 +973,8 @@ class Connection:
             if cmd.mechanism not in ext.auth_mechanisms:
                 return CommandProblem(verb, "mechanism not advertised", 504, "5.5.4",
                                       "Unrecognized authentication type")
-        elif isinstance(cmd, Mail):
+        elif kind is Mail:
+            assert isinstance(cmd, Mail)
             if cfg.require_tls and not self._tls_active:
                 return CommandProblem(verb, "MAIL before STARTTLS", 530, "5.7.0",
                                       "Must issue a STARTTLS command first")
@@ -909,14 +984,16 @@ class Connection:
             problem = check_mail_params(cmd.params, ext, max_size=self._size_limit())
             if problem is not None:
                 return CommandProblem(verb, problem.text, problem.code, problem.enhanced, problem.text)
-        elif isinstance(cmd, Rcpt):
+        elif kind is Rcpt:
+            assert isinstance(cmd, Rcpt)
             if len(self._recipients) >= cfg.max_recipients:
                 # RFC 5321 §4.5.3.1.10: 452, not 5xx; the transaction goes on.
                 return CommandProblem(verb, "too many recipients", 452, "4.5.3", "Error: too many recipients")
             problem = check_rcpt_params(cmd.params, ext, smtputf8=self._smtputf8)
             if problem is not None:
                 return CommandProblem(verb, problem.text, problem.code, problem.enhanced, problem.text)
-        elif isinstance(cmd, (Xclient, Xforward)):
+        elif kind is Xclient or kind is Xforward:
+            assert isinstance(cmd, (Xclient, Xforward))
             advertised = ext.xclient if isinstance(cmd, Xclient) else ext.xforward
             if advertised is None:
                 return CommandProblem(verb, f"{verb} not advertised", 502, "5.5.1", "Error: command not implemented")
@@ -924,12 +1001,13 @@ class Connection:
             if unknown:
                 return CommandProblem(verb, "attribute not advertised", 501, "5.5.4",
                                       f"Bad {verb} attribute name: {unknown[0]}")
-        elif isinstance(cmd, Data):
+        elif kind is Data:
             if self._binarymime:
                 # RFC 3030 §3: BINARYMIME content must go by BDAT.
                 return CommandProblem(verb, "DATA with BODY=BINARYMIME", 503, "5.5.1",
                                       "Error: BINARYMIME requires BDAT")
-        elif isinstance(cmd, Bdat):
+        elif kind is Bdat:
+            assert isinstance(cmd, Bdat)
             if not ext.chunking:
                 return CommandProblem(verb, "BDAT without CHUNKING", 502, "5.5.1", "Error: command not implemented")
             if self._bdat_failed:
@@ -941,18 +1019,18 @@ class Connection:
 
     def _sequence_problem(self, cmd: Command, state: State) -> CommandProblem:
         verb = cmd.verb
-        if state is State.NO_SERVICE:
+        if state is _NO_SERVICE:
             return CommandProblem(verb, "no service (554 greeting)", 503, "5.5.1", "Error: no SMTP service here")
-        if state is State.HELLO:
+        if state is _HELLO:
             return CommandProblem(verb, "bad sequence", 503, "5.5.1", "Error: send HELO/EHLO first")
         if isinstance(cmd, Mail):
             return CommandProblem(verb, "bad sequence", 503, "5.5.1", "Error: nested MAIL command")
-        if isinstance(cmd, Data) and state is State.MAIL and self.pipelining:
+        if isinstance(cmd, Data) and state is _MAIL and self.pipelining:
             # RFC 2920 §3.1: every RCPT failed, so DATA gets 554.
             return CommandProblem(verb, "no valid recipients", 554, "5.5.1", "Error: no valid recipients")
-        if isinstance(cmd, (Auth, StartTLS)) and state in (State.MAIL, State.RCPT, State.BDAT):
+        if isinstance(cmd, (Auth, StartTLS)) and state in (_MAIL, _RCPT, _BDAT):
             return CommandProblem(verb, "bad sequence", 503, "5.5.1", "Error: MAIL transaction in progress")
-        if isinstance(cmd, Data) and state is State.BDAT:
+        if isinstance(cmd, Data) and state is _BDAT:
             return CommandProblem(verb, "DATA after BDAT", 503, "5.5.1", "Error: DATA not allowed after BDAT")
         text = _BAD_SEQUENCE.get(type(cmd), "Error: bad sequence of commands")
         return CommandProblem(verb, "bad sequence", 503, "5.5.1", text)
@@ -1033,7 +1111,7 @@ class Connection:
         Raises :class:`LocalProtocolError` (nothing to write, state unchanged)
         when the event is not valid now.
         """
-        if self.our_role is Role.SERVER:
+        if self.our_role is _SERVER:
             return self._server_send(event)
         return self._client_send(event)
 
@@ -1097,15 +1175,33 @@ class Connection:
         self._tls_active = True
         self._state = State.HELLO
         self._esmtp = False
-        self._extensions = Capabilities()
+        self._extensions = _NO_EXTENSIONS
         self._authenticated = False
         self._reset_transaction()
 
     # ------------------------------------------------------------ client out
 
     def _client_send(self, event: Event) -> bytes:
-        if self._state is State.CLOSED or self._state is State.ERROR:
-            raise LocalProtocolError(f"cannot send in state {self._state.name}")
+        state = self._state
+        if state is _CLOSED or state is _ERROR:
+            raise LocalProtocolError(f"cannot send in state {state.name}")
+        kind = type(event)
+        if kind is MessageData and self._client_content:
+            assert isinstance(event, MessageData) and self._data_writer is not None
+            return self._data_writer.write(event.data)
+        if kind is Mail or kind is Rcpt or kind is Data:
+            # Every transaction's commands: the same checks, fewer tests of the type.
+            assert isinstance(event, (Mail, Rcpt, Data))
+            if self._client_content or self._bdat_current is not None or self._client_eom_due:
+                raise LocalProtocolError("message content is in progress; finish it first")
+            self._client_check(event)
+            if not self._pending and (self._buf or self._reply_lines):
+                self._stray = True  # they arrived before this command existed (T-11)
+            line = self._client_line(event)
+            if kind is Rcpt:
+                self._pending_rcpts += 1
+            self._pending.append((event, kind))
+            return line
         if isinstance(event, MessageData):
             return self._client_content_data(event.data)
         if isinstance(event, EndOfMessage):
@@ -1149,6 +1245,31 @@ class Connection:
         self._pending.append((event, ctype))
         return encoded + b"\r\n"
 
+    def _client_line(self, event: Mail | Rcpt | Data) -> bytes:
+        """The line for MAIL, RCPT or DATA, with its CRLF, within its limit.  A
+        MAIL or RCPT event is formatted once while its params stay the same: a
+        client sends the same few events again and again."""
+        if type(event) is Data:
+            limit = self.config.max_command_line
+            if limit < 6:
+                raise LocalProtocolError(f"DATA line longer than {limit} octets")
+            return b"DATA\r\n"
+        assert isinstance(event, (Mail, Rcpt))
+        params = event.params
+        items = tuple(params.items()) if params else ()
+        memo = self._client_lines.get(id(event))
+        if memo is not None and memo[0] is event and memo[1] == items:
+            return memo[2]
+        encoded = format_command(event).encode("utf-8")
+        limit = self.config.max_mail_rcpt_line
+        if len(encoded) + 2 > limit:
+            raise LocalProtocolError(f"{event.verb} line longer than {limit} octets")
+        line = encoded + b"\r\n"
+        if len(self._client_lines) >= _CLIENT_LINES_MAX:
+            self._client_lines.clear()
+        self._client_lines[id(event)] = (event, items, line)  # the event is kept: its id stays its own
+        return line
+
     def _client_check(self, cmd: Command) -> None:
         cfg = self.config
         state = self._state
@@ -1156,7 +1277,7 @@ class Connection:
         if self._pending:
             if isinstance(self._pending[0][0], Greeting):
                 raise LocalProtocolError("wait for the server's greeting")
-            if not self.pipelining:
+            if not (self._esmtp and self._extensions.pipelining):
                 raise LocalProtocolError("the server did not advertise PIPELINING; wait for the reply")
             # One pass: the group must be open (no ender pending), the state the
             # pending commands lead to, and the MAIL of this transaction if pending.
@@ -1166,10 +1287,14 @@ class Connection:
                         f"{type(c).__name__} ends a pipelined group (RFC 2920 §3.1); wait for its reply")
                 if pending_mail is None and isinstance(c, Mail):
                     pending_mail = c
-                state = _assume_success(state, c, ctype)
+                if ctype is not None:  # a client's queue holds no server-only events
+                    after = _ASSUMED.get((state, ctype))
+                    if after is None:
+                        after = _ASSUMED[(state, ctype)] = _assume_success(state, c, ctype)
+                    state = after
         if type(cmd) not in ALLOWED[state]:
             raise LocalProtocolError(f"{cmd.verb} is not valid in state {state.name}")
-        ext = self._extensions if self._esmtp else Capabilities()
+        ext = self._extensions if self._esmtp else _NO_EXTENSIONS
         if isinstance(cmd, Rcpt):  # the common commands first; the classes are disjoint
             utf8 = self._smtputf8 or (pending_mail is not None and "SMTPUTF8" in pending_mail.params)
             if cmd.forward_path.lower() != "postmaster":
@@ -1289,12 +1414,12 @@ class Connection:
     def _server_send(self, event: Event) -> bytes:
         if not isinstance(event, Reply):
             raise LocalProtocolError(f"a server only sends replies, not {type(event).__name__}")
-        if self._state is State.ERROR:
+        if self._state is _ERROR:
             if not self._error_reply_allowed:
                 raise LocalProtocolError("connection is in the ERROR state")
             self._error_reply_allowed = False
             return format_reply(event)
-        if self._state is State.CLOSED:
+        if self._state is _CLOSED:
             raise LocalProtocolError("connection is closed")
         if not self._greeted:
             if self._proxy_pending:
@@ -1304,13 +1429,14 @@ class Connection:
             out = format_reply(event)
             self._greeted = True
             self._pending.popleft()
-            self._state = next_state(State.GREETING, Greeting, event.code)
+            self._state = next_state(_GREETING, Greeting, event.code)
             return out
-        owed = self.reply_owed
+        # reply_owed, inlined: greeted, so the queue holds only events.
+        owed: Event | None = self._pending[0][0] if self._pending else None  # type: ignore[assignment]
         if owed is None:
             if event.code == 421:  # RFC 5321 §3.8: may be sent at any time
                 out = format_reply(event)
-                self._state = State.CLOSED
+                self._state = _CLOSED
                 return out
             raise LocalProtocolError("no command awaits a reply")
         self._check_server_reply(owed, event)
@@ -1401,6 +1527,39 @@ _VERB_TYPES: dict[str, type] = {
 
 
 _SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 220, Quit: 221, Xclient: 220}
+
+
+# (state, command type) -> _assume_success's answer, for a client's pending
+# commands (the projection runs for every pipelined command).
+_ASSUMED: dict[tuple[State, type], State] = {}
+# Enum members fetched once: each State.X / Role.X is a class attribute lookup,
+# slow on Python 3.11 (EnumType defines __getattr__), and the hot paths make many.
+_CLOSED, _ERROR, _TLS, _AUTH, _BDAT = State.CLOSED, State.ERROR, State.TLS, State.AUTH, State.BDAT
+_GREETING, _HELLO, _MAIL, _RCPT, _NO_SERVICE = State.GREETING, State.HELLO, State.MAIL, State.RCPT, State.NO_SERVICE
+_CLIENT, _SERVER = Role.CLIENT, Role.SERVER
+
+
+_GREETING_EVENT = Greeting()
+
+_Derived = tuple[Config, AddressLimits, tuple[Deadline, Deadline], int]
+#: What a Config implies for every connection, made once per Config object (by
+#: id, the object kept so that a recycled id is never taken for it).
+_DERIVED: dict[int, _Derived] = {}
+
+
+def _derive(cfg: Config) -> _Derived:
+    derived = (
+        cfg,
+        AddressLimits(cfg.max_local_part, cfg.max_domain, cfg.max_path),
+        # A server asks for its deadline before every read.
+        (Deadline("command", cfg.timeout_server), Deadline("data", cfg.timeout_server, cfg.min_data_rate)),
+        # The command lane takes lines every limit allows (see _command_lane).
+        min(cfg.max_command_line, cfg.max_mail_rcpt_line),
+    )
+    if len(_DERIVED) >= 64:
+        _DERIVED.clear()
+    _DERIVED[id(cfg)] = derived
+    return derived
 
 
 def _client_deadlines(cfg: Config) -> dict[object, Deadline]:

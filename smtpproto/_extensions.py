@@ -281,6 +281,16 @@ class FutureRelease:
     max_datetime: str
 
 
+def _size_of(items: Mapping[str, str]) -> int | None:
+    """The SIZE limit in ``items`` (see :attr:`Capabilities.size`)."""
+    if "SIZE" not in items:
+        return None
+    text = items["SIZE"].split(" ", 1)[0]
+    if text and _DIGITS_RE.match(text) and len(text) <= 20:
+        return int(text)
+    return 0
+
+
 class Capabilities(Mapping[str, str]):
     """What an EHLO/LHLO reply advertises: keyword (upper case) -> parameters.
 
@@ -293,7 +303,7 @@ class Capabilities(Mapping[str, str]):
     list as its value, and merged into :attr:`auth_mechanisms`.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_size")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> None:
         """Build from ``(keyword, parameters)`` pairs, validating each.
@@ -313,11 +323,13 @@ class Capabilities(Mapping[str, str]):
                 raise ValueError(f"duplicate EHLO keyword: {kw}")
             data[kw] = params
         self._items: dict[str, str] = data
+        self._size = _size_of(data)
 
     @classmethod
     def _trusted(cls, data: dict[str, str]) -> Capabilities:
         obj = cls.__new__(cls)
         obj._items = data
+        obj._size = _size_of(data)
         return obj
 
     # -- Mapping protocol ---------------------------------------------------
@@ -508,12 +520,8 @@ class Capabilities(Mapping[str, str]):
 
         A malformed or absurd (> 20 digits) parameter is read as 0.
         """
-        if "SIZE" not in self._items:
-            return None
-        text = self._items["SIZE"].split(" ", 1)[0]
-        if text and _DIGITS_RE.match(text) and len(text) <= 20:
-            return int(text)
-        return 0
+        # Parsed once (the object is immutable): both roles ask at every MAIL.
+        return self._size
 
     @property
     def pipelining(self) -> bool:

@@ -218,7 +218,8 @@ class DataReader:
         if stuffed:
             i = data.find(b"\r\n.\r\n", j)
             if i >= 0:
-                return self._finish(data[: i + 2], i + 5, True)
+                # j == i: the first CRLF "." is the terminator, no dot to unstuff.
+                return self._finish(data[: i + 2], i + 5, True, j < i)
         # No end yet: keep back what could begin a terminator or a CRLF.
         if data.endswith(b"\r\n.\r"):
             hold = 2

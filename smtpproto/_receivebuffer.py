@@ -48,6 +48,11 @@ class ReceiveBuffer:
         self._spill()
         self._data += data
 
+    def sole(self) -> bytes | None:
+        """The live bytes when they are one chunk exactly as received, else None
+        (a cheap test for "one whole command line came in one read")."""
+        return self._whole
+
     def _consume(self, n: int) -> None:
         self._start += n
         self._searched = max(self._searched, self._start)
@@ -102,6 +107,12 @@ class ReceiveBuffer:
             return whole if n >= len(whole) else whole[:n]
         with memoryview(self._data) as view:
             return bytes(view[self._start : self._start + n])
+
+    def clear(self) -> None:
+        """Drop every live byte."""
+        self._whole = None
+        self._data.clear()
+        self._start = self._searched = 0
 
     def discard(self, n: int) -> None:
         whole = self._whole

@@ -39,6 +39,10 @@ __all__ = ["State", "Greeting", "ALLOWED", "TRANSITIONS", "GROUP_ENDERS", "next_
 class State(enum.Enum):
     """Where a session is.  Both peers run the same machine."""
 
+    # Members compare by identity, so the identity hash agrees with ==; Enum's
+    # own __hash__ is a Python-level call, paid on every table lookup by state.
+    __hash__ = object.__hash__
+
     #: Connected; the server's greeting is due.
     GREETING = "GREETING"
     #: Greeted (or TLS just came up): EHLO/HELO/LHLO is due.

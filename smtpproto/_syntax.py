@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "SyntaxProblem",
@@ -38,9 +38,11 @@ class SyntaxProblem(ValueError):
         self.too_long = too_long
 
 
-@dataclass(frozen=True)
-class AddressLimits:
-    """RFC 5321 §4.5.3.1.1-3 size limits, in octets."""
+class AddressLimits(NamedTuple):
+    """RFC 5321 §4.5.3.1.1-3 size limits, in octets.
+
+    (A named tuple: it is part of the key of the table of mailboxes already
+    checked, and a tuple's hash is computed in C.)"""
 
     local_part: int = 64
     domain: int = 255
@@ -249,7 +251,7 @@ def parse_path(
     inner = text[1:i]
     rest = text[i + 1:]
     # RFC 5321 §4.5.3.1.3: 256 octets "including the punctuation".
-    if len(text[: i + 1].encode("utf-8")) > limits.path:
+    if i + 1 > limits.path or not inner.isascii() and len(text[: i + 1].encode("utf-8")) > limits.path:
         raise SyntaxProblem(f"path longer than {limits.path} octets", too_long=True)
     if inner == "":
         if not allow_null:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeVar, Union
 
 from .._config import Config
 from .._events import Reply
@@ -45,6 +45,11 @@ T = TypeVar("T")
 _MAX_BUFFERED = 256 * 1024
 
 
+#: What AsyncSMTPClient._step leaves: (True, the flow's result) or (False, the
+#: action to await).
+_Step = tuple[bool, Union[T, Write, Read, StartTLS, Close]]
+
+
 class _ClientProtocol(asyncio.BufferedProtocol):
     """Buffers what arrives and wakes the one reader; honours write flow control.
 
@@ -60,10 +65,13 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         self.reading_paused = False
         self.eof = False
         self.lost: Exception | None = None
-        self._reader: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
+        #: A session waiting for bytes, run on by the callback that brings them
+        #: (see AsyncSMTPClient._wait_read), so no task wake-up comes between
+        #: a reply and the write that answers it.
+        self.resume: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -111,32 +119,20 @@ class _ClientProtocol(asyncio.BufferedProtocol):
             self._drain.set_result(None)
 
     def _wake(self) -> None:
-        if self._reader is not None and not self._reader.done():
-            self._reader.set_result(None)
+        resume = self.resume
+        if resume is not None:
+            self.resume = None
+            resume()
 
-    async def wait_readable(self, deadline: float | None) -> bool:
-        """Wait for bytes or the end of the stream until ``deadline`` (loop
-        time; None: no limit); False if the deadline came first.
-
-        A future, not ``wait_for`` (which makes a task for every read), and one
-        timer kept across reads: it only moves when a deadline comes before it.
-        Firing early (for an earlier read's deadline) just wakes this loop,
-        which checks the real deadline and sets the timer again."""
-        loop = asyncio.get_running_loop()
-        while not self.buffer and not self.eof:
-            if deadline is not None:
-                if loop.time() >= deadline:
-                    return False
-                if self._timer is None or self._timer.when() > deadline:
-                    if self._timer is not None:
-                        self._timer.cancel()
-                    self._timer = loop.call_at(deadline, self._timer_fired)
-            reader = self._reader = loop.create_future()
-            try:
-                await reader
-            finally:
-                self._reader = None
-        return True
+    def arm_timer(self, deadline: float) -> None:
+        """Wake the reader at ``deadline`` (loop time) at the latest.  One timer
+        kept across reads, moved only when a deadline comes before it: firing
+        early (for an earlier read's deadline) just wakes the reader, which
+        checks its own deadline and sets the timer again."""
+        if self._timer is None or self._timer.when() > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._timer_fired)
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -211,13 +207,16 @@ class AsyncSMTPClient(ClientBase):
             raise SMTPServerDisconnected("not connected")
         return self._transport, self._proto
 
-    async def _write(self, action: Write) -> None:
+    def _write_now(self, action: Write) -> bool:
+        """Hand the bytes to the transport; True if it asks us to wait (drain)."""
         transport, proto = self._require()
         if proto.eof or transport.is_closing():
             raise SMTPServerDisconnected("the connection is closed")
         transport.write(action.data)
-        if not proto.must_drain:
-            return  # the transport took it without asking us to wait: no task, no timer
+        return proto.must_drain
+
+    async def _drain(self, action: Write) -> None:
+        _, proto = self._require()
         try:
             await asyncio.wait_for(proto.drain(), action.timeout)
         except asyncio.TimeoutError as exc:
@@ -225,22 +224,92 @@ class AsyncSMTPClient(ClientBase):
         except OSError as exc:
             raise SMTPServerDisconnected(f"write failed: {exc}") from exc
 
-    async def _read(self, action: Read) -> bytes:
-        _, proto = self._require()
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+    def _begin_read(self, action: Read) -> bytes | None:
+        """Start ``action``: what is buffered (b"" at the end of the stream), or
+        None when it must wait."""
+        now = asyncio.get_running_loop().time()
         if action.fresh or self._read_deadline is None:
             self._read_deadline = None if action.timeout is None else now + action.timeout
-        if not proto.buffer and not proto.eof:
-            if self._read_deadline is not None and self._read_deadline - now <= 0:
-                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
-            if not await proto.wait_readable(self._read_deadline):
-                raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
+        return self._poll_read(action, now)
+
+    def _poll_read(self, action: Read, now: float) -> bytes | None:
+        _, proto = self._require()
         if proto.buffer:
             return proto.take()
-        if isinstance(proto.lost, ssl.SSLError):
-            raise SMTPServerDisconnected(f"TLS error while reading: {proto.lost}")
-        return b""
+        if proto.eof:
+            if isinstance(proto.lost, ssl.SSLError):
+                raise SMTPServerDisconnected(f"TLS error while reading: {proto.lost}")
+            return b""
+        if self._read_deadline is not None and self._read_deadline - now <= 0:
+            raise SMTPTimeoutError(f"no reply from the server within {action.timeout} s")
+        return None
+
+    def _step(self, flow: Flow[T], value: bytes | None, error: SMTPClientError | None) -> _Step[T]:
+        """Run ``flow`` on as far as it goes without waiting: (True, its result),
+        or (False, the action to await: a Read with nothing buffered, a Write
+        that must drain, StartTLS).  Raises what the flow raises."""
+        while True:
+            try:
+                action = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return True, stop.value
+            value, error = None, None
+            try:
+                if isinstance(action, Write):
+                    if self._write_now(action):
+                        return False, action
+                elif isinstance(action, Read):
+                    value = self._begin_read(action)
+                    if value is None:
+                        return False, action
+                elif isinstance(action, StartTLS):
+                    return False, action
+                elif isinstance(action, Close):
+                    self._close_transport()
+            except SMTPClientError as exc:
+                error = exc
+
+    async def _wait_read(self, flow: Flow[T], action: Read) -> _Step[T]:
+        """Wait for bytes for ``action``; the callback that brings them (or the
+        end of the stream, or the timer) runs the flow on (see _step) and
+        hands over what the task must do next."""
+        _, proto = self._require()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[_Step[T]] = loop.create_future()
+        waiting = action
+
+        def resume() -> None:
+            nonlocal waiting
+            if done.done():  # the task was cancelled
+                return
+            data: bytes | None = None
+            error: SMTPClientError | None = None
+            try:
+                data = self._poll_read(waiting, loop.time())
+            except SMTPClientError as exc:
+                error = exc
+            if data is not None or error is not None:
+                try:
+                    step = self._step(flow, data, error)
+                except Exception as exc:
+                    done.set_exception(exc)
+                    return
+                if not (not step[0] and isinstance(step[1], Read)):
+                    done.set_result(step)
+                    return
+                waiting = step[1]
+            if self._read_deadline is not None:
+                proto.arm_timer(self._read_deadline)
+            proto.resume = resume
+
+        if self._read_deadline is not None:
+            proto.arm_timer(self._read_deadline)
+        proto.resume = resume
+        try:
+            return await done
+        finally:
+            if proto.resume is resume:
+                proto.resume = None
 
     async def _start_tls(self) -> None:
         transport, proto = self._require()
@@ -274,24 +343,21 @@ class AsyncSMTPClient(ClientBase):
             transport.close()
 
     async def _run(self, flow: Flow[T]) -> T:
-        value: bytes | None = None
         error: SMTPClientError | None = None
         while True:
-            try:
-                action = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
+            step = self._step(flow, None, error)
+            error = None
+            while not step[0] and isinstance(step[1], Read):
+                step = await self._wait_read(flow, step[1])
+            if step[0]:
+                result: T = step[1]  # type: ignore[assignment]
                 return result
-            value, error = None, None
             try:
+                action = step[1]
                 if isinstance(action, Write):
-                    await self._write(action)
-                elif isinstance(action, Read):
-                    value = await self._read(action)
+                    await self._drain(action)
                 elif isinstance(action, StartTLS):
                     await self._start_tls()
-                elif isinstance(action, Close):
-                    self._close_transport()
             except SMTPClientError as exc:
                 error = exc
 

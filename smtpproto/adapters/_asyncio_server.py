@@ -71,6 +71,7 @@ class AsyncSMTPServer(ServerBase):
         self._server: asyncio.Server | None = None
         self._sessions: set[_SessionProtocol] = set()
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
 
     @property
@@ -91,7 +92,7 @@ class AsyncSMTPServer(ServerBase):
         """Bind and start accepting connections."""
         if self._server is not None:
             raise RuntimeError("already started")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         tls = self.ssl_context if self.implicit_tls else None
         hs = self.tls_handshake_timeout if tls is not None else None
@@ -166,7 +167,9 @@ class _SessionProtocol(asyncio.Protocol):
 
     def __init__(self, server: AsyncSMTPServer) -> None:
         self.server = server
-        self.loop = asyncio.get_running_loop()
+        # The server's loop: asyncio.get_running_loop() makes a getpid() system
+        # call on Python 3.11, once per connection.
+        self.loop = server._loop or asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.eof = False
@@ -211,6 +214,9 @@ class _SessionProtocol(asyncio.Protocol):
         self._step(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.waiting == "read" and not self.buf and len(data) <= self.read_size:
+            self._step(data)  # the usual case: handed on as it came, not copied twice
+            return
         self.buf += data
         if len(self.buf) > _HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.transport.pause_reading()
@@ -290,11 +296,7 @@ class _SessionProtocol(asyncio.Protocol):
                     result = not self.lost
                 elif kind is Call:
                     assert isinstance(action, Call)
-                    try:
-                        result = getattr(self.server.handler, action.hook)(*action.args)
-                    except Exception as exc:
-                        result = HookFailed(exc)
-                        continue
+                    result = self._invoke(action)
                     if result is not None and type(result) is not Reply and inspect.isawaitable(result):
                         self._wait_task(self._hook(result))
                         return
@@ -408,14 +410,21 @@ class _SessionProtocol(asyncio.Protocol):
         self.task = None
         self._step(result)
 
-    async def _call(self, action: Call) -> object:
+    def _invoke(self, action: Call) -> object:
+        """Call the hook: its result (perhaps an awaitable), or HookFailed."""
         try:
-            result = getattr(self.server.handler, action.hook)(*action.args)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
+            return getattr(self.server.handler, action.hook)(*action.args)
         except Exception as exc:
             return HookFailed(exc)
+
+    async def _call(self, action: Call) -> object:
+        result = self._invoke(action)
+        if inspect.isawaitable(result):
+            try:
+                result = await result
+            except Exception as exc:
+                return HookFailed(exc)
+        return result
 
     async def _upgrade(self) -> None:
         result = await self._start_tls()

@@ -35,7 +35,7 @@ from typing import IO, Literal, TypeVar, Union
 
 from .. import sasl
 from .._config import Config
-from .._connection import NEED_DATA, PAUSED, Connection, Role
+from .._connection import NEED_DATA, PAUSED, Connection, NextEvent, Role
 from .._errors import LocalProtocolError, RemoteProtocolError, TLSRequiredError
 from .._events import (
     Auth,
@@ -105,6 +105,9 @@ _MAX_BDAT_IN_FLIGHT = 32
 _MAX_STREAM_HEADER = 1024 * 1024
 #: How many MAIL/RCPT events a session keeps for reuse (see ClientSession._event).
 _EVENTS_KEPT = 256
+# States as constants: State.X is a class attribute lookup each time.
+_ENDED = frozenset({State.CLOSED, State.ERROR})
+_IN_TRANSACTION = frozenset({State.MAIL, State.RCPT, State.BDAT})
 
 
 # ---------------------------------------------------------------- actions
@@ -350,6 +353,8 @@ class OutgoingMessage:
     eight_bit: bool | None
     binary: bool
     utf8_headers: bool
+    #: The whole content when it is one chunk (``chunks`` yields just this).
+    whole: bytes | None = None
 
 
 def _header_end(data: bytes) -> int | None:
@@ -358,8 +363,13 @@ def _header_end(data: bytes) -> int | None:
     for blank in (b"\r\n", b"\n"):
         if data.startswith(blank):
             return len(blank)
-    m = _HEADER_END.search(data)
-    return None if m is None else m.end()
+    # _HEADER_END.search(data).end(), by two finds (a regex scan costs more):
+    # the first LF followed by LF or CRLF.
+    lf = data.find(b"\n\n")
+    crlf = data.find(b"\n\r\n", 0, lf + 2 if lf >= 0 else len(data))
+    if crlf >= 0:
+        return crlf + 3
+    return None if lf < 0 else lf + 2
 
 
 def _describe(data: bytes) -> tuple[bool, bool, bool]:
@@ -442,10 +452,13 @@ def prepare_message(
             env_sender, env_rcpts = envelope_from_headers(data)
             sender = env_sender if sender is None else sender
             recipients = env_rcpts if recipients is None else recipients
-        if _BCC_FIELD.search(data, 0, _header_end(data) or len(data)) is not None:
+        end = _header_end(data) or len(data)
+        # The regex only when the header section may hold a Bcc field at all.
+        if b"bcc" in data[:end].lower() and _BCC_FIELD.search(data, 0, end) is not None:
             data = strip_bcc(data)
         is_8bit, is_binary, utf8h = _describe(data)
-        out = OutgoingMessage(_slices(data, chunk_size), len(data), is_8bit, is_binary, utf8h)
+        out = OutgoingMessage(_slices(data, chunk_size), len(data), is_8bit, is_binary, utf8h,
+                              data if 0 < len(data) < chunk_size else None)
         return sender, list(recipients), out
     if not hasattr(message, "read"):
         raise TypeError(f"cannot send a {type(message).__name__}; pass a Message, an email message, bytes or a binary file")
@@ -670,19 +683,12 @@ class ClientSession:
 
     def _queue(self, event: Command | AuthResponse | MessageData | EndOfMessage) -> None:
         """Add an event's bytes to the next write."""
-        if not self._out and isinstance(event, Command) and self.conn.trailing_data[0] and not self.conn.pending:
+        if not self._out and isinstance(event, Command) and self.conn.more_input_buffered and not self.conn.pending:
             self._unsolicited()  # checked at the start of each group
         try:
             data = self.conn.send(event)
         except LocalProtocolError as exc:
-            if self._out or self.conn.pending:
-                # Part of a group is already committed in the core but not on
-                # the wire: the session cannot be resumed consistently.
-                self._broken = True
-                self._out = []
-                self._rec_out = []
-            if isinstance(exc, TLSRequiredError):
-                raise SMTPTLSRequiredError(str(exc)) from exc
+            self._refused_locally(exc, bool(self._out))
             raise
         if self.options.transcript is not None and isinstance(event, (Command, AuthResponse)):
             self._log("C", _cmd_text(event))
@@ -690,6 +696,17 @@ class ClientSession:
             self._out.append(data)
             if self._tap is not None:
                 self._rec_out.append(redact_auth_line(data) if isinstance(event, (Auth, AuthResponse)) else data)
+
+    def _refused_locally(self, exc: LocalProtocolError, queued: bool) -> None:
+        """The core refused a command (the caller re-raises ``exc``)."""
+        if queued or self.conn.pending:
+            # Part of a group is already committed in the core but not on
+            # the wire: the session cannot be resumed consistently.
+            self._broken = True
+            self._out = []
+            self._rec_out = []
+        if isinstance(exc, TLSRequiredError):
+            raise SMTPTLSRequiredError(str(exc)) from exc
 
     def _record_write(self) -> None:
         if self._tap is not None:
@@ -745,12 +762,18 @@ class ClientSession:
         yield from self._flush()
         return (yield from self._reply())
 
-    def _reply(self) -> Flow[Reply]:
-        """The next reply from the server (fatal on EOF, 421, protocol errors)."""
-        fresh = True
+    def _reply(self, first: NextEvent | RemoteProtocolError | None = None, fresh: bool = True) -> Flow[Reply]:
+        """The next reply from the server (fatal on EOF, 421, protocol errors);
+        ``first``: what ``next_event()`` already gave (or raised), if anything;
+        ``fresh``: no read for this reply was made yet."""
         while True:
             try:
-                ev = self.conn.next_event()
+                if first is None:
+                    ev = self.conn.next_event()
+                elif isinstance(first, RemoteProtocolError):
+                    raise first
+                else:
+                    ev, first = first, None
             except RemoteProtocolError as exc:
                 err: SMTPClientError
                 if self.conn.trailing_data[1]:
@@ -797,7 +820,7 @@ class ClientSession:
     def _check_usable(self) -> None:
         if self._quit:
             raise SMTPServerDisconnected("the session has ended (QUIT)")
-        if self._broken or self.conn.state in (State.CLOSED, State.ERROR):
+        if self._broken or self.conn.state in _ENDED:
             raise SMTPServerDisconnected("not connected")
 
     # -------------------------------------------------------------- handshake
@@ -987,8 +1010,8 @@ class ClientSession:
         :class:`SMTPNotSupportedError` / :class:`SMTPMessageTooLarge` when the
         server cannot take it."""
         ext = self.conn.extensions
-        params: dict[str, str | None] = {k.upper(): v for k, v in (extra or {}).items()}
-        utf8 = message.utf8_headers or not sender.isascii() or not all(r.isascii() for r in recipients)
+        params: dict[str, str | None] = {k.upper(): v for k, v in extra.items()} if extra else {}
+        utf8 = message.utf8_headers or not sender.isascii() or not "".join(recipients).isascii()
         if utf8:
             if not ext.smtputf8:
                 raise SMTPNotSupportedError(
@@ -1003,7 +1026,7 @@ class ClientSession:
                 params.setdefault("BODY", "8BITMIME")
             elif message.eight_bit:
                 raise SMTPNotSupportedError("the message has 8bit content and the server does not offer 8BITMIME")
-        limit = ext.size  # parsed from the EHLO text on each access
+        limit = ext.size
         if limit is not None and message.size is not None:
             if limit and message.size > limit:
                 raise SMTPMessageTooLarge(
@@ -1028,7 +1051,7 @@ class ClientSession:
         if len(recipients) > self.conn.config.max_recipients:
             raise ValueError(f"{len(recipients)} recipients; at most {self.conn.config.max_recipients} per "
                              "transaction (Config.max_recipients): split the list")
-        if self._need_rset or self.conn.state in (State.MAIL, State.RCPT, State.BDAT):
+        if self._need_rset or self.conn.state in _IN_TRANSACTION:
             yield from self._ensure_idle()
         params = self.mail_params(sender, recipients, message, mail_params)
         ext = self.conn.extensions
@@ -1037,12 +1060,112 @@ class ClientSession:
         mail = self._event(Mail, "reverse_path", sender, params)
         extra = dict(rcpt_params or {})
         rcpts = [self._event(Rcpt, "forward_path", r, extra) for r in recipients]
+        opts = self.options
+        if (pipelining and not use_bdat and message.whole is not None and not opts.lmtp
+                and opts.transcript is None and self._tap is None):
+            return (yield from self._send_simple(sender, recipients, params, mail, rcpts, message))
         tx = _Transaction(sender, list(recipients), params)
         if use_bdat:
             yield from self._send_bdat(tx, mail, rcpts, message, pipelining)
         else:
             yield from self._send_data(tx, mail, rcpts, message, pipelining)
         return tx.result()
+
+    def _send_simple(self, sender: str, recipients: Sequence[str], params: dict[str, str | None], mail: Mail,
+                     rcpts: Sequence[Rcpt], message: OutgoingMessage) -> Flow[SendResult]:
+        """What _send_data does with PIPELINING, for SMTP, content in one piece
+        and nothing recorded or logged, in one layer: most messages go this way.
+        Anything but full success goes on in the general code."""
+        content = message.whole
+        assert content is not None
+        conn = self.conn
+        if conn.more_input_buffered and not conn.pending:
+            self._unsolicited()
+        send = conn.send
+        try:
+            # RFC 2920: MAIL, every RCPT and DATA in one group, one round trip.
+            out = send(mail)
+            for rcpt in rcpts:
+                out += send(rcpt)
+            out += send(Data())
+        except LocalProtocolError as exc:
+            self._refused_locally(exc, False)
+            raise
+        try:
+            yield Write(out, self._timeout())
+        except SMTPClientError as exc:
+            conn.send_failed()
+            yield from self._break()
+            raise exc
+        next_event = conn.next_event
+        replies: list[Reply] = []
+        for _ in range(len(rcpts) + 2):
+            try:
+                ev: NextEvent | RemoteProtocolError = next_event()
+            except RemoteProtocolError as exc:
+                ev = exc
+            if not isinstance(ev, Reply) or ev.code == 421:
+                ev = yield from self._simple_reply(ev)
+            replies.append(ev)
+        data_reply = replies.pop()
+        if replies[0].code != 250 or data_reply.code != 354 or any(r.code >= 400 for r in replies):
+            tx = _Transaction(sender, list(recipients), params)
+            tx.mail_reply = replies[0]
+            for rcpt, reply in zip(rcpts, replies[1:]):
+                tx.rcpt_replies[rcpt.forward_path] = reply
+            yield from self._send_content(tx, data_reply, message)
+            return tx.result()
+        try:
+            out = send(MessageData(data=content))
+        except Exception:
+            # Refused by the bare-newline policy: the session is mid-content.
+            yield from self._break()
+            raise
+        block = self._timeout()  # RFC 5321 §4.5.3.2.5: the data block timeout
+        try:
+            out += send(EndOfMessage())
+        except LocalProtocolError as exc:
+            self._refused_locally(exc, bool(out))
+            raise
+        try:
+            yield Write(out, block)
+        except SMTPClientError as exc:
+            conn.send_failed()
+            yield from self._break()
+            raise exc
+        try:
+            ev = next_event()
+        except RemoteProtocolError as exc:
+            ev = exc
+        if not isinstance(ev, Reply) or ev.code == 421:
+            ev = yield from self._simple_reply(ev)
+        if ev.code >= 400:
+            raise SMTPDataRefused(ev, {a: RecipientStatus.from_reply(a, ev) for a in recipients})
+        text = " ".join(ev.lines)
+        statuses = {a: RecipientStatus(a, ev.code, text, ev.enhanced_status) for a in recipients}
+        return SendResult(sender, statuses, ev, len(content), "DATA", dict(params))
+
+    def _simple_reply(self, ev: NextEvent | RemoteProtocolError) -> Flow[Reply]:
+        """_reply for _send_simple, given what next_event() gave: the common
+        case (the reply after one read) here, anything else in _reply."""
+        conn = self.conn
+        fresh = True
+        if ev is NEED_DATA:
+            self.round_trips += 1
+            try:
+                data = yield Read(self._timeout(), True)
+            except SMTPClientError as exc:
+                yield from self._break()
+                raise exc
+            conn.receive_data(data or b"")
+            fresh = False
+            try:
+                ev = conn.next_event()
+            except RemoteProtocolError as exc:
+                ev = exc
+        if isinstance(ev, Reply) and ev.code != 421:
+            return ev
+        return (yield from self._reply(ev, fresh))
 
     def _event(self, cls: type[_PathEvent], name: str, path: str, params: dict[str, str | None]) -> _PathEvent:
         """``cls(name=path, params=params)``, checked by its constructor once and
@@ -1090,6 +1213,10 @@ class ClientSession:
             if not ok:
                 tx.raise_envelope_failure()
             data_reply = yield from self._command(Data())
+        yield from self._send_content(tx, data_reply, message)
+
+    def _send_content(self, tx: "_Transaction", data_reply: Reply, message: OutgoingMessage) -> Flow[None]:
+        """What follows the reply to DATA: the content, or the ending of a failed envelope."""
         if data_reply.code == 354 and (tx.mail_reply is None or tx.mail_reply.code != 250 or not tx.accepted_rcpts()):
             # RFC 2920 §3.1: a server that accepted DATA anyway gets an empty message ended at once.
             self._queue(EndOfMessage())

@@ -259,5 +259,18 @@ SKIPPABLE_HOOKS = frozenset({
 
 
 def default_hooks(handler: Handler) -> frozenset[str]:
-    """The :data:`SKIPPABLE_HOOKS` that ``handler`` leaves as they are."""
-    return frozenset(name for name in SKIPPABLE_HOOKS if not overrides(handler, name))
+    """The :data:`SKIPPABLE_HOOKS` that ``handler`` leaves as they are (what
+    :func:`overrides` says, asked for every new session, so a hook patched
+    in later is seen)."""
+    cls = type(handler)
+    own = getattr(handler, "__dict__", None) or {}
+    defaults = []
+    for name, base in _BASE_HOOKS.items():
+        if name not in own:
+            mine = getattr(cls, name, None)
+            if mine is None or mine is base:
+                defaults.append(name)
+    return frozenset(defaults)
+
+
+_BASE_HOOKS = {name: getattr(Handler, name) for name in sorted(SKIPPABLE_HOOKS)}

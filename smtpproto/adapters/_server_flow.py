@@ -115,14 +115,17 @@ log = logging.getLogger("smtpproto.server")
 # ---------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True, slots=True)
+# Write, Read and Call are made for every request, so they are not frozen: a
+# frozen dataclass sets each field through object.__setattr__.  The session
+# makes a new one for every yield and never looks at it again.
+@dataclass(slots=True)
 class Write:
     """Write ``data`` to the peer."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Read:
     """Read up to ``size`` bytes, waiting at most ``timeout`` seconds."""
 
@@ -135,7 +138,7 @@ class UpgradeTLS:
     """Run the server side of a TLS handshake on the transport (STARTTLS)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """Call ``hook`` on the handler with ``args``."""
 
@@ -277,9 +280,34 @@ def busy_flow(settings: ServerSettings) -> Generator[Action, object, None]:
 
 # ---------------------------------------------------------------- the driver
 
-# EHLO extension lines by (id(settings), STARTTLS offered, AUTH mechanisms),
-# with the settings object kept so that a recycled id is never taken for it.
-_EHLO_LINES: dict[tuple[int, bool, tuple[str, ...]], tuple[ServerSettings, tuple[str, ...]]] = {}
+class _SettingsReplies:
+    """The replies every session under one ServerSettings words the same way,
+    built (and validated) once rather than per connection."""
+
+    __slots__ = ("settings", "greeting", "bad_greeting", "helo", "ehlo")
+
+    def __init__(self, settings: ServerSettings) -> None:
+        host = settings.hostname
+        self.settings = settings
+        self.greeting = Reply(code=220, lines=(f"{host} {settings.banner}",))
+        self.bad_greeting = _r(421, "4.3.0", f"{host} Error: bad greeting")
+        self.helo = Reply(code=250, lines=(host,))
+        #: EHLO replies by (STARTTLS offered, AUTH mechanisms advertised).
+        self.ehlo: dict[tuple[bool, tuple[str, ...]], Reply] = {}
+
+
+# By id(settings), the settings object kept so that a recycled id is never
+# taken for it; bounded, emptied when full.
+_SETTINGS_REPLIES: dict[int, _SettingsReplies] = {}
+
+
+def _settings_replies(settings: ServerSettings) -> _SettingsReplies:
+    known = _SETTINGS_REPLIES.get(id(settings))
+    if known is None or known.settings is not settings:
+        if len(_SETTINGS_REPLIES) >= 64:
+            _SETTINGS_REPLIES.clear()
+        known = _SETTINGS_REPLIES[id(settings)] = _SettingsReplies(settings)
+    return known
 
 
 def _who(peer: object) -> str:
@@ -348,6 +376,7 @@ class ServerSession:
         self.handler = handler
         self.settings = settings
         self.config = settings.config
+        self._replies = _settings_replies(settings)
         self.conn = Connection(Role.SERVER, settings.config, tls_active=tls_active)
         self.session = Session(peer=peer, hostname=settings.hostname, tls_active=tls_active,
                                lmtp=settings.config.lmtp)
@@ -547,8 +576,8 @@ class ServerSession:
         elif isinstance(greeting, HookFailed):
             reply = _r(421, "4.3.0", f"{self.settings.hostname} Error: service temporarily unavailable")
         else:
-            reply = Reply(code=220, lines=(f"{self.settings.hostname} {self.settings.banner}",))
-        yield from self._reply(reply, _r(421, "4.3.0", f"{self.settings.hostname} Error: bad greeting"))
+            reply = self._replies.greeting
+        yield from self._reply(reply, self._replies.bad_greeting)
         dispatch = self._dispatch
         tap = self._tap
         while True:
@@ -629,25 +658,25 @@ class ServerSession:
             extra=extra,
         )
 
-    def _ehlo_lines(self) -> tuple[str, ...]:
-        """The EHLO reply's extension lines.  They depend only on the settings,
-        on whether STARTTLS is offered and on the AUTH mechanisms, so they are
-        built once per combination, not for every connection."""
+    def _ehlo_reply(self) -> Reply:
+        """The EHLO reply.  It depends only on the settings, on whether STARTTLS
+        is offered and on the AUTH mechanisms, so it is built once per
+        combination, not for every connection."""
         mechanisms: tuple[str, ...] = ()
         auth = self._auth_server()
         cfg = self.config
         if auth is not None and (self.conn.tls_active or (cfg.allow_auth_without_tls and not cfg.require_tls)):
             mechanisms = auth.advertised()
         starttls = self._starttls and not self.conn.tls_active
-        key = (id(self.settings), starttls, mechanisms)
-        seen = _EHLO_LINES.get(key)
-        if seen is not None and seen[0] is self.settings:
-            return seen[1]
-        lines = tuple(self._capabilities(mechanisms, starttls).to_lines())
-        if len(_EHLO_LINES) >= 64:
-            _EHLO_LINES.clear()
-        _EHLO_LINES[key] = (self.settings, lines)
-        return lines
+        known = self._replies.ehlo
+        reply = known.get((starttls, mechanisms))
+        if reply is None:
+            lines = tuple(self._capabilities(mechanisms, starttls).to_lines())
+            reply = Reply(code=250, lines=(self.settings.hostname, *lines))
+            if len(known) >= 64:
+                known.clear()
+            known[(starttls, mechanisms)] = reply
+        return reply
 
     def _auth_server(self) -> AuthServer | None:
         if not self.handler.auth_mechanisms:
@@ -671,9 +700,9 @@ class ServerSession:
         elif isinstance(res, HookFailed):
             reply = _INTERNAL
         elif isinstance(ev, Helo):
-            reply = Reply(code=250, lines=(self.settings.hostname,))
+            reply = self._replies.helo
         else:
-            reply = Reply(code=250, lines=(self.settings.hostname, *self._ehlo_lines()))
+            reply = self._ehlo_reply()
         sent = yield from self._reply(reply)
         if sent is not None and sent.code == 250:
             if self._in_content:  # EHLO is an implicit RSET (RFC 5321 §4.1.4)
@@ -902,7 +931,7 @@ class ServerSession:
         elif isinstance(res, HookFailed):
             reply = _INTERNAL
         else:
-            reply = Reply(code=220, lines=(f"{self.settings.hostname} {self.settings.banner}",))
+            reply = self._replies.greeting
         sent = yield from self._reply(reply)
         if sent is not None and sent.code == 220:
             s = self.session
