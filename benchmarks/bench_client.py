@@ -18,6 +18,15 @@ trio peer; its ratio is against aiosmtplib). Each figure is the best of 3 rounds
 --quick), the clients interleaved within a round. Goals (issue 5): >= 1.5x smtplib,
 >= 2x aiosmtplib. This is a script, not a test: numbers vary with the machine's other load.
 
+Where the scheduler puts the client and smtp-sink decides the small-message race, so (a)
+runs twice, with both processes pinned (``os.sched_setaffinity``): **apart** (client on
+CPU 0, smtp-sink on CPU 1: every round trip wakes the other core, as across a network) and
+**together** (both on CPU 0: a round trip costs almost nothing, so only CPU time per
+message counts, and smtplib's four lock-step round trips per message cost it little).
+Unpinned, a run lands on either and its figures with it. (b) and (d) run apart.
+``--placement free`` pins nothing (and is what a machine without ``sched_setaffinity`` or
+with one CPU gets).
+
 ``floor`` is no SMTP client but a reference: a blocking socket writing canned, pipelined
 commands and the pre-stuffed content, and only counting reply lines.  Its ratio to smtplib
 is the most any pipelining client can reach against smtp-sink on this machine.
@@ -406,6 +415,19 @@ def measure(clients: list[tuple[str, str, Callable[[int, bytes, int], None]]], p
     return best
 
 
+def place(sink_pids: list[int], placement: str) -> str:
+    """Pin this process (the clients) and the sink's to CPUs for ``placement``;
+    the description printed with the figures."""
+    if placement == "free":
+        return "unpinned"
+    ours, theirs = {0}, ({1} if placement == "apart" else {0})
+    os.sched_setaffinity(0, ours)
+    for pid in sink_pids:
+        os.sched_setaffinity(pid, theirs)
+    return ("client on CPU 0, sink on CPU 1" if placement == "apart"
+            else "client and sink both on CPU 0")
+
+
 def report(title: str, clients: list[tuple[str, str, Callable[[int, bytes, int], None]]],
            times: dict[str, float], count: int, size: int, unit: str) -> dict[str, float]:
     print(title)
@@ -429,6 +451,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts and one round, for a smoke run")
     parser.add_argument("--skip-peers", action="store_true", help="use an in-script sink instead of smtp-sink")
+    parser.add_argument("--placement", choices=("both", "apart", "together", "free"), default="both",
+                        help="CPU placement of client and sink for (a): both (default) runs it apart and together")
     parser.add_argument("--_sink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--_proxy", nargs=2, type=float, metavar=("PORT", "DELAY_MS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -456,6 +480,10 @@ def main() -> int:
     elif sink_path is None:
         print("error: smtp-sink (Postfix) not found; install postfix or pass --skip-peers", file=sys.stderr)
         return 2
+    placements = ["apart", "together"] if args.placement == "both" else [args.placement]
+    if placements != ["free"] and (not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2):
+        print("SKIPPED pinning: needs os.sched_setaffinity and two CPUs; the processes run unpinned.")
+        placements = ["free"]
     clients = available_clients()
     processes = Processes()
     script = str(Path(__file__).resolve())
@@ -473,6 +501,7 @@ def main() -> int:
             proc, _ = processes.start(command, announce=False)
             wait_connectable(sink_port, proc)
             sink_name = "smtp-sink"
+        sink_pids = [proc.pid for proc in processes.procs]
         print(f"Sink: {sink_name} on 127.0.0.1:{sink_port}; best of {rounds} round(s); time from connect to QUIT")
         _, proxy_port = processes.start([sys.executable, script, "--_proxy", str(sink_port), "1"], announce=True)
         assert proxy_port is not None
@@ -480,30 +509,37 @@ def main() -> int:
         small, big = make_message(2048), make_message(5 * MIB)
         measure(clients, sink_port, small, 20, 1)  # warm-up: imports, first connections
         results = {}
-        times = measure(clients, sink_port, small, small_count, rounds)
-        results["a"] = report(f"\n(a) {small_count} x 2 KB on one connection, {sink_name}",
-                              clients, times, small_count, len(small), "msg/s")
+        for placement in placements:
+            where = place(sink_pids, placement)
+            times = measure(clients, sink_port, small, small_count, rounds)
+            results["a " + placement] = report(
+                f"\n(a) {small_count} x 2 KB on one connection, {sink_name}, {placement} ({where})",
+                clients, times, small_count, len(small), "msg/s")
+        # The rest with the first placement (apart unless one was chosen).
+        place(sink_pids + [proxy.pid for proxy in processes.procs if proxy.pid not in sink_pids], placements[0])
         times = measure(clients, sink_port, big, big_count, rounds)
-        results["b"] = report(f"\n(b) {big_count} x 5 MiB on one connection, {sink_name}",
+        results["b"] = report(f"\n(b) {big_count} x 5 MiB on one connection, {sink_name}, {placements[0]}",
                               clients, times, big_count, len(big), "MB/s")
         direct, delayed = round_trip_ms(sink_port), round_trip_ms(proxy_port)
         times = measure(clients, proxy_port, small, delayed_count, rounds)
         results["d"] = report(f"\n(d) DELAYED: {delayed_count} x 2 KB on one connection through the in-script proxy "
                               f"(+1 ms each way; measured NOOP round trip {delayed:.2f} ms, {direct:.2f} ms direct), "
-                              f"{sink_name}",
+                              f"{sink_name}, {placements[0]}",
                               clients, times, delayed_count, len(small), "msg/s")
     finally:
         processes.stop_all()
 
-    print("\nSummary (ratios: SMTPClient/smtplib, AsyncSMTPClient/aiosmtplib, TrioSMTPClient/aiosmtplib)")
-    print(f"  {'client':27s} {'(a) msg/s':>10s} {'ratio':>6s} {'(b) MB/s':>9s} {'ratio':>6s} {'(d) msg/s':>10s} {'ratio':>6s}")
+    phases = [("a " + p, f"(a) {p}", 0) for p in placements] + [("b", "(b) MB/s", 1), ("d", "(d) msg/s", 0)]
+    print("\nSummary (ratios: SMTPClient/smtplib, AsyncSMTPClient/aiosmtplib, TrioSMTPClient/aiosmtplib;"
+          " (a) in msg/s)")
+    print(f"  {'client':27s} " + " ".join(f"{title:>12s} {'ratio':>6s}" for _, title, _ in phases))
     for key, label, _ in clients:
         cells = []
-        for phase, digits in (("a", 0), ("b", 1), ("d", 0)):
+        for phase, _, digits in phases:
             value = results[phase][key]
             peer = PEER_OF.get(key)
             ratio = f"{value / results[phase][peer]:.2f}x" if peer in results[phase] else ""
-            cells.append(f"{value:{10 if phase != 'b' else 9}.{digits}f} {ratio:>6s}")
+            cells.append(f"{value:12.{digits}f} {ratio:>6s}")
         print(f"  {label:27s} " + " ".join(cells))
     return 0
 

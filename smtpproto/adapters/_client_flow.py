@@ -365,11 +365,13 @@ def _header_end(data: bytes) -> int | None:
             return len(blank)
     # _HEADER_END.search(data).end(), by two finds (a regex scan costs more):
     # the first LF followed by LF or CRLF.
-    lf = data.find(b"\n\n")
-    crlf = data.find(b"\n\r\n", 0, lf + 2 if lf >= 0 else len(data))
-    if crlf >= 0:
-        return crlf + 3
-    return None if lf < 0 else lf + 2
+    # CRLF first: in the usual message it ends the header section early, and
+    # the LF LF search need not go past it.
+    crlf = data.find(b"\n\r\n")
+    lf = data.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(data))
+    if lf >= 0:
+        return lf + 2
+    return None if crlf < 0 else crlf + 3
 
 
 def _describe(data: bytes) -> tuple[bool, bool, bool]:
