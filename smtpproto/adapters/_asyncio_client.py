@@ -59,6 +59,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.buffer = bytearray()
         self._recv = bytearray(64 * 1024)
         self._view = memoryview(self._recv)
@@ -76,6 +77,9 @@ class _ClientProtocol(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # Kept: asyncio.get_running_loop() makes a getpid() system call on
+        # Python 3.11, and every read asks the loop for the time.
+        self.loop = asyncio.get_running_loop()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -132,7 +136,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         if self._timer is None or self._timer.when() > deadline:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._timer_fired)
+            self._timer = (self.loop or asyncio.get_running_loop()).call_at(deadline, self._timer_fired)
 
     def _timer_fired(self) -> None:
         self._timer = None
@@ -150,7 +154,7 @@ class _ClientProtocol(asyncio.BufferedProtocol):
 
     async def drain(self) -> None:
         while self._paused and not self.eof:
-            self._drain = asyncio.get_running_loop().create_future()
+            self._drain = (self.loop or asyncio.get_running_loop()).create_future()
             try:
                 await self._drain
             finally:
@@ -227,7 +231,7 @@ class AsyncSMTPClient(ClientBase):
     def _begin_read(self, action: Read) -> bytes | None:
         """Start ``action``: what is buffered (b"" at the end of the stream), or
         None when it must wait."""
-        now = asyncio.get_running_loop().time()
+        now = (self._require()[1].loop or asyncio.get_running_loop()).time()
         if action.fresh or self._read_deadline is None:
             self._read_deadline = None if action.timeout is None else now + action.timeout
         return self._poll_read(action, now)
@@ -274,7 +278,7 @@ class AsyncSMTPClient(ClientBase):
         end of the stream, or the timer) runs the flow on (see _step) and
         hands over what the task must do next."""
         _, proto = self._require()
-        loop = asyncio.get_running_loop()
+        loop = proto.loop or asyncio.get_running_loop()
         done: asyncio.Future[_Step[T]] = loop.create_future()
         waiting = action
 
