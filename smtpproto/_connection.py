@@ -607,8 +607,11 @@ class Connection:
             # T-06: nothing may follow the 220 in cleartext.  The reply is
             # reported, the error comes next; the injected bytes are never parsed.
             self._deferred = RemoteProtocolError("data after the 220 reply to STARTTLS (response injection, T-06)")
-        if ctype is EndOfMessage and any(t is EndOfMessage for _, t in pending):
-            pass  # LMTP: the session moves with the last recipient's reply
+        if ctype is EndOfMessage and self.config.lmtp and pending and pending[0][1] is EndOfMessage:
+            # LMTP: the session moves with the last recipient's reply.  Only the
+            # queue head says whether one is still to come: an end of data
+            # further back belongs to a transaction pipelined behind this one.
+            pass
         else:
             self._apply(ctype, cmd, code, list(texts))
         # The code, lines and status were parsed and checked here (parse_reply_line

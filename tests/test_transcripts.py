@@ -1772,6 +1772,38 @@ def test_lmtp_bdat_last_event_reused_for_the_next_message() -> None:
     assert p.client.state is State.READY and p.server.state is State.READY
 
 
+def test_end_of_data_reply_applied_with_a_bdat_last_pipelined_behind() -> None:
+    """SMTP client: after the content of one message, the next transaction (MAIL,
+    RCPT, BDAT LAST) may be pipelined before the 250 for the first arrives.  That
+    250 must still end the first transaction; the BDAT LAST further back in the
+    queue is no LMTP fan-out (it was taken for one, and the state stayed DATA)."""
+    client = Connection(Role.CLIENT)
+    events(client, b"220 mx ESMTP\r\n")
+    client.send(Ehlo(domain="client.example"))
+    events(client, b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+    client.send(Mail(reverse_path="a@b.example"))
+    client.send(Rcpt(forward_path="c@d.example"))
+    client.send(Data())
+    events(client, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    client.send(MessageData(data=b"Subject: one\r\n\r\nhi\r\n"))
+    client.send(EndOfMessage())
+    client.send(Mail(reverse_path="a@b.example"))
+    second = Rcpt(forward_path="e@f.example")
+    client.send(second)
+    client.send(Bdat(size=4, last=True))
+    client.send(MessageData(data=b"hi\r\n"))
+    client.send(EndOfMessage())
+    states = []
+    for reply in (b"250 queued 1\r\n", b"250 ok\r\n", b"250 ok\r\n"):
+        got = events(client, reply)
+        assert isinstance(got[0], Reply) and got[0].code == 250
+        states.append(client.state)
+    assert states == [State.READY, State.MAIL, State.RCPT]
+    assert client.recipients == (second,)
+    got = events(client, b"250 queued 2\r\n")
+    assert isinstance(got[0], Reply) and client.state is State.READY and client.recipients == ()
+
+
 def test_lmtp_uses_lhlo_only() -> None:
     client = Connection(Role.CLIENT, LMTP)
     events(client, b"220 hi\r\n")
