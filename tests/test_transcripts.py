@@ -2126,3 +2126,17 @@ def test_our_state_and_their_state() -> None:
     assert p.server.next_event() == Rcpt(forward_path="c@d.example")
     assert not p.server.more_input_buffered
     assert (p.server.our_state, p.server.their_state) == (State.MAIL, State.RCPT)
+
+
+def test_parsed_reply_builds_what_the_constructor_builds() -> None:
+    """The core makes the replies it parsed field by field, skipping Reply's
+    checks; a field added to Reply and not set there shows up here."""
+    from dataclasses import fields
+
+    from smtpproto._connection import _parsed_reply
+
+    rcpt = Rcpt(forward_path="c@d.example")
+    made = _parsed_reply(250, ("2.1.5 Ok", "more"), "2.1.5", rcpt, rcpt)
+    expected = Reply(code=250, lines=("2.1.5 Ok", "more"), enhanced_status="2.1.5", command=rcpt, recipient=rcpt)
+    assert made == expected
+    assert [getattr(made, f.name) for f in fields(Reply)] == [getattr(expected, f.name) for f in fields(Reply)]
