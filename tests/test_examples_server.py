@@ -133,3 +133,99 @@ def test_lmtp_delivery_agent_over_unix_socket() -> None:
             assert data.startswith(b"Received: ") and data.endswith(body) and f"<{user}@local>".encode() in data
     finally:
         ex.stop()
+
+
+# --------------------------------------------------------------- relay_filter.py
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "adapters"))
+from test_client_support import CoreServer  # noqa: E402
+
+_RELAYED = (b"From: Ann <ann@x.example>\r\nTo: bob@example.org\r\nSubject: minutes\r\n"
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+            b"--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n.a line with a dot\r\n"
+            b"--b1\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\r\n"
+            b"notes\r\n--b1--\r\n")
+
+
+def _relayed(name: str) -> bytes:
+    return _RELAYED.replace(b"{name}", name.encode())
+
+
+def _relay(upstream_port: int) -> Example:
+    return Example("relay_filter.py", "--port", "0", "--upstream", f"127.0.0.1:{upstream_port}",
+                   "--domain", "example.org", "--upstream-starttls", "never", "--timeout", "10")
+
+
+def test_relay_filter_forwards_the_content_exactly() -> None:
+    with CoreServer() as upstream:
+        ex = _relay(upstream.port)
+        try:
+            assert ex.first == f"listening on 127.0.0.1:{ex.port}, relaying to 127.0.0.1:{upstream.port}"
+            with smtplib.SMTP("127.0.0.1", ex.port, timeout=WAIT) as client:
+                # Mixed recipients: the foreign domain is refused at RCPT (no open relay).
+                refused = client.sendmail("ann@x.example", ["bob@example.org", "eve@elsewhere.example"],
+                                          _relayed("notes.txt"))
+                assert refused == {"eve@elsewhere.example": (550, b"5.7.1 <eve@elsewhere.example>: relaying denied")}
+                # A bounce (null reverse path) is relayed with its null path.
+                client.sendmail("", ["postmaster@EXAMPLE.org"], _relayed("notes.txt"))
+        finally:
+            ex.stop()
+    first, bounce = upstream.messages
+    assert (first.sender, first.recipients) == ("ann@x.example", ["bob@example.org"])
+    assert (bounce.sender, bounce.recipients) == ("", ["postmaster@EXAMPLE.org"])
+    for got in (first, bounce):
+        head, sep, rest = got.content.partition(b"X-Filter: passed\r\n")
+        assert sep and rest == _relayed("notes.txt"), got.content[:200]  # byte-exact, dot line included
+        assert head.startswith(b"Received: from ") and head.count(b"\r\n") == 3
+
+
+def test_relay_filter_refuses_blocked_attachments_and_sends_nothing() -> None:
+    with CoreServer() as upstream:
+        ex = _relay(upstream.port)
+        try:
+            with smtplib.SMTP("127.0.0.1", ex.port, timeout=WAIT) as client:
+                with pytest.raises(smtplib.SMTPDataError) as err:
+                    client.sendmail("ann@x.example", ["bob@example.org"], _relayed("Invoice.PDF.exe"))
+                assert err.value.smtp_code == 550
+                assert err.value.smtp_error.startswith(b"5.7.1 attachments of this type")
+                client.sendmail("ann@x.example", ["bob@example.org"], _relayed("invoice.pdf"))  # still usable
+        finally:
+            ex.stop()
+    assert [m.content.endswith(_relayed("invoice.pdf")) for m in upstream.messages] == [True]
+
+
+def test_relay_filter_answers_for_the_upstream_server() -> None:
+    with CoreServer(refuse={"gone@example.org"}, refuse_senders={"spam@x.example"}) as upstream:
+        ex = _relay(upstream.port)
+        try:
+            with smtplib.SMTP("127.0.0.1", ex.port, timeout=WAIT) as client:
+                # Every recipient refused upstream: that refusal, as the final reply.
+                with pytest.raises(smtplib.SMTPDataError) as err:
+                    client.sendmail("ann@x.example", ["gone@example.org"], _relayed("a.txt"))
+                assert (err.value.smtp_code, err.value.smtp_error) == (550, b"5.1.1 upstream: no such user")
+                # Only some refused: one final reply cannot say so, and no queue keeps the rest: 451.
+                with pytest.raises(smtplib.SMTPDataError) as err:
+                    client.sendmail("ann@x.example", ["gone@example.org", "bob@example.org"], _relayed("a.txt"))
+                assert (err.value.smtp_code, err.value.smtp_error[:5]) == (451, b"4.4.1")
+                # The sender refused upstream: that refusal.
+                with pytest.raises(smtplib.SMTPDataError) as err:
+                    client.sendmail("spam@x.example", ["bob@example.org"], _relayed("a.txt"))
+                assert (err.value.smtp_code, err.value.smtp_error[:16]) == (553, b"5.7.1 upstream: ")
+        finally:
+            ex.stop()
+    assert [m.recipients for m in upstream.messages] == [["bob@example.org"]]
+
+
+def test_relay_filter_with_the_upstream_down_says_try_later() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    ex = _relay(dead)
+    try:
+        with smtplib.SMTP("127.0.0.1", ex.port, timeout=WAIT) as client:
+            with pytest.raises(smtplib.SMTPDataError) as err:
+                client.sendmail("ann@x.example", ["bob@example.org"], _relayed("a.txt"))
+            assert err.value.smtp_code == 451
+            assert err.value.smtp_error.startswith(b"4.4.1 upstream 127.0.0.1:") and b"SMTPConnectError" in err.value.smtp_error
+    finally:
+        ex.stop()
