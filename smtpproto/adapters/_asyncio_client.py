@@ -347,6 +347,14 @@ class AsyncSMTPClient(ClientBase):
             transport.close()
 
     async def _run(self, flow: Flow[T]) -> T:
+        try:
+            return await self._drive(flow)
+        except BaseException as exc:
+            if self.session is not None and self.session.interrupted(flow, exc):
+                self._close_transport()
+            raise
+
+    async def _drive(self, flow: Flow[T]) -> T:
         error: SMTPClientError | None = None
         while True:
             step = self._step(flow, None, error)

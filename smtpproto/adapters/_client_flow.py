@@ -28,6 +28,7 @@ or BINARYMIME per message.
 from __future__ import annotations
 
 import email.message
+import inspect
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -718,6 +719,28 @@ class ClientSession:
     def _record_reply(self, reply: Reply) -> None:
         if self._tap is not None:
             self._tap.parsed(len(self.conn.trailing_data[0]), redact_challenges if reply.code == 334 else None)
+
+    def interrupted(self, flow: Flow[object], exc: BaseException) -> bool:
+        """A facade's run of ``flow`` ended with ``exc``.  True when the session
+        is now broken and the facade must close its transport.
+
+        An exception the flow raised itself (a refusal, a bad argument) leaves
+        the session as the flow decided.  Anything else — a cancellation, a
+        ``KeyboardInterrupt``, an error of the transport that is not an
+        :class:`SMTPClientError` — stopped the exchange half-way: commands may
+        be on the wire whose replies nobody will read, so the next call would
+        take them for its own (a stale 250 reported as success).  Such a
+        session can only be closed.
+        """
+        suspended = inspect.getgeneratorstate(flow) == inspect.GEN_SUSPENDED
+        if not suspended and isinstance(exc, Exception):
+            return False
+        if suspended:
+            flow.close()
+        self._broken = True
+        self._out = []
+        self._end_recording()
+        return True
 
     def transport_closed(self) -> None:
         """The facade closed the transport (``close()`` without QUIT, or after

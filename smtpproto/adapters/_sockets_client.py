@@ -180,6 +180,14 @@ class SMTPClient(ClientBase):
                 pass
 
     def _run(self, flow: Flow[T]) -> T:
+        try:
+            return self._drive(flow)
+        except BaseException as exc:
+            if self.session is not None and self.session.interrupted(flow, exc):
+                self._close_transport()
+            raise
+
+    def _drive(self, flow: Flow[T]) -> T:
         value: bytes | None = None
         error: SMTPClientError | None = None
         while True:

@@ -53,6 +53,26 @@ def _tls_failure(exc: BaseException) -> BaseException | None:
     return cause if isinstance(cause, ssl.SSLError) else None
 
 
+async def _connect_from(host: str, port: int, source: tuple[str, int]) -> trio.SocketStream:
+    """A TCP connection from ``source`` (address and port), trying each
+    address of ``host`` in turn, as socket.create_connection() does."""
+    error: OSError | None = None
+    for family, kind, proto, _, address in await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = trio.socket.socket(family, kind, proto)
+        try:
+            await sock.bind(source)
+            await sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return trio.SocketStream(sock)
+    raise error if error is not None else OSError(f"no address for {host}")
+
+
 class TrioSMTPClient(ClientBase):
     """A trio SMTP (or LMTP) client; the same arguments and methods as
     :class:`~smtpproto.adapters.sockets.SMTPClient`, awaited.
@@ -93,8 +113,13 @@ class TrioSMTPClient(ClientBase):
                 else:
                     if self.host is None:
                         raise SMTPConnectError("no host to connect to")
-                    local = self._source_address[0] if self._source_address else None
-                    sock_stream = await trio.open_tcp_stream(self.host, self.port, local_address=local)
+                    source = self._source_address
+                    if source is not None and source[1]:
+                        # open_tcp_stream() binds an address only, never a port.
+                        sock_stream = await _connect_from(self.host, self.port, source)
+                    else:
+                        local = source[0] if source else None
+                        sock_stream = await trio.open_tcp_stream(self.host, self.port, local_address=local)
         except trio.TooSlowError as exc:
             raise SMTPConnectError(f"cannot connect to {self._where()}: timed out") from exc
         except OSError as exc:
@@ -158,6 +183,15 @@ class TrioSMTPClient(ClientBase):
             await trio.aclose_forcefully(stream)
 
     async def _run(self, flow: Flow[T]) -> T:
+        try:
+            return await self._drive(flow)
+        except BaseException as exc:
+            if self.session is not None and self.session.interrupted(flow, exc):
+                # aclose_forcefully closes at once, also inside a cancelled scope.
+                await self._close_transport()
+            raise
+
+    async def _drive(self, flow: Flow[T]) -> T:
         value: bytes | None = None
         error: SMTPClientError | None = None
         while True:
