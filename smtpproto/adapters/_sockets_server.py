@@ -188,6 +188,7 @@ class SMTPServer(ServerBase):
             sock.close()
 
     def _serve(self, sock: socket.socket, peer: object) -> None:
+        io: _SessionIO | None = None
         try:
             if sock.family != getattr(socket, "AF_UNIX", None):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -207,14 +208,19 @@ class SMTPServer(ServerBase):
                 self.handler, self.settings, peer=peer or None, tls_active=tls,
                 starttls=self.ssl_context is not None and not self.implicit_tls,
             ).run()
-            _SessionIO(self, sock).drive(flow)
+            io = _SessionIO(self, sock)
+            io.drive(flow)
         except Exception:
             log.exception("session with %s failed", peer)
         finally:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            # After STARTTLS the session runs on the SSLSocket that wrap_socket()
+            # made (it took the descriptor over): that one must be closed too.
+            for each in (sock, io.sock if io is not None else None):
+                try:
+                    if each is not None:
+                        each.close()
+                except OSError:
+                    pass
             with self._lock:
                 self._sessions.pop(threading.current_thread(), None)
             self._slots.release()

@@ -51,6 +51,9 @@ class TrioSMTPServer(ServerBase):
         self._stopping = False
         self._shutdown_requested = False
         self._stopped = trio.Event()
+        # The grace of the shutdown in progress (shutdown()'s timeout, else
+        # shutdown_grace): kept apart so that one call does not change the next.
+        self._grace: float | None = None
 
     @property
     def address(self) -> tuple[str, int] | str:
@@ -61,6 +64,11 @@ class TrioSMTPServer(ServerBase):
     @property
     def active_sessions(self) -> int:
         return len(self._sessions)
+
+    @property
+    def _grace_now(self) -> float:
+        """Seconds busy sessions get once a shutdown has begun."""
+        return self.shutdown_grace if self._grace is None else self._grace
 
     async def _listeners(self) -> list[trio.SocketListener]:
         if self.unix_path is not None:
@@ -89,7 +97,7 @@ class TrioSMTPServer(ServerBase):
                         accept.cancel()
                     await trio.serve_listeners(self._handle, listeners, handler_nursery=sessions)
                 # Shutting down: idle sessions were told; give busy ones the grace.
-                sessions.cancel_scope.deadline = trio.current_time() + self.shutdown_grace
+                sessions.cancel_scope.deadline = trio.current_time() + self._grace_now
         finally:
             for listener in listeners:
                 await listener.aclose()
@@ -104,8 +112,7 @@ class TrioSMTPServer(ServerBase):
         """Stop accepting; idle sessions get ``421 4.3.2`` and close; busy ones
         get ``timeout`` (default ``shutdown_grace``) seconds.  Returns when
         :meth:`serve` has finished."""
-        if timeout is not None:
-            self.shutdown_grace = timeout
+        self._grace = timeout
         self._stopping = True
         self._shutdown_requested = True
         for session in list(self._sessions):
@@ -209,7 +216,7 @@ class _TrioSession:
                         pass
                 if session is not None:
                     # Cancelled mid-session (shutdown grace over): owed hooks still run.
-                    with trio.move_on_after(server.shutdown_grace + 1.0):
+                    with trio.move_on_after(server._grace_now + 1.0):
                         for call in session.cleanup_calls():
                             await self._call(call)
 

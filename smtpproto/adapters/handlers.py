@@ -299,7 +299,11 @@ class RelayHandler(Handler):
         if _in_trio():
             import trio  # type: ignore[import-untyped, unused-ignore]
 
-            return trio.to_thread.run_sync(self._finish, session, envelope)  # type: ignore[no-any-return, unused-ignore]
+            # Abandoned on cancellation (the shutdown grace is over), as asyncio's
+            # executor future is: the relay may still finish upstream, and the
+            # client, told nothing, sends again (a duplicate, never a loss).
+            return trio.to_thread.run_sync(  # type: ignore[no-any-return, unused-ignore]
+                self._finish, session, envelope, **{_trio_abandon_keyword(trio): True})
         return self._finish(session, envelope)
 
     def _finish(self, session: Session, envelope: Envelope) -> MessageResult:
@@ -323,6 +327,14 @@ def _in_asyncio() -> bool:
         return True
     except RuntimeError:
         return False
+
+
+def _trio_abandon_keyword(trio: Any) -> str:
+    """trio 0.23 renamed to_thread.run_sync's ``cancellable`` to ``abandon_on_cancel``."""
+    import inspect
+
+    params = inspect.signature(trio.to_thread.run_sync).parameters
+    return "abandon_on_cancel" if "abandon_on_cancel" in params else "cancellable"
 
 
 def _in_trio() -> bool:

@@ -1,0 +1,131 @@
+"""What the adapters leave behind: sockets closed by us (not by the garbage
+collector), a shutdown's timeout used once, a client's source port kept."""
+
+from __future__ import annotations
+
+import gc
+import smtplib
+import socket
+import warnings
+from typing import Any
+
+import pytest
+from test_server_support import BACKENDS, WAIT, Recorder, RunningServer, client_tls_context, server_tls_context
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_no_socket_is_left_to_the_garbage_collector_after_starttls(backend: str) -> None:
+    # The sockets server used to close only the plain socket, which wrap_socket()
+    # had detached: the SSLSocket was freed later with a ResourceWarning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        handler = Recorder()
+        with RunningServer(backend, handler, ssl_context=server_tls_context()) as srv:
+            with smtplib.SMTP("127.0.0.1", srv.port, timeout=WAIT) as client:
+                client.starttls(context=client_tls_context())
+                client.sendmail("a@x.example", ["b@y.example"], b"Subject: s\r\n\r\nx\r\n")
+            assert handler.disconnected.wait(WAIT)
+        gc.collect()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
+
+
+def test_trio_shutdown_timeout_does_not_change_shutdown_grace() -> None:
+    trio = pytest.importorskip("trio")
+    from smtpproto.adapters.trio import TrioSMTPServer
+
+    server = TrioSMTPServer(Recorder(), port=0, shutdown_grace=7.5)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
+            await server.shutdown(timeout=0.05)
+
+    trio.run(main)
+    assert server.shutdown_grace == 7.5
+
+
+@pytest.mark.parametrize("flavor", ["blocking", "asyncio", "trio"])
+def test_every_client_binds_the_source_port_it_was_given(flavor: str) -> None:
+    if flavor == "trio":
+        pytest.importorskip("trio")
+    from test_client_support import run_flavor
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        source_port = probe.getsockname()[1]
+    handler = Recorder()
+
+    async def scenario(make: Any) -> None:
+        async with make("127.0.0.1", srv.port, starttls="never", timeout=WAIT,
+                        source_address=("127.0.0.1", source_port)) as client:
+            await client.noop()
+
+    with RunningServer("asyncio", handler) as srv:
+        run_flavor(flavor, scenario)
+    assert handler.sessions[0].peer[:2] == ("127.0.0.1", source_port)
+
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_shutdown_grace_holds_with_a_relay_stuck_upstream(backend: str) -> None:
+    """A relay waiting on a silent upstream server is cut when the grace ends
+    (under trio the worker thread used to be waited for, grace or not)."""
+    import asyncio
+    import threading
+    import time
+
+    from smtpproto.adapters.handlers import RelayHandler
+    from test_server_support import fast_settings
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # accepts (in the kernel) and never says a word
+    # The relay's own timeout (3 s) outlasts the grace (0.3 s): the grace must win.
+    handler = RelayHandler("127.0.0.1", silent.getsockname()[1], starttls="never", timeout=3)
+    failures: list[BaseException] = []
+
+    def send(port: int) -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as client:
+                client.sendmail("a@x.example", ["b@y.example"], b"Subject: s\r\n\r\nx\r\n")
+        except (smtplib.SMTPException, OSError) as exc:
+            failures.append(exc)
+
+    took: list[float] = []
+    try:
+        if backend == "asyncio":
+            from smtpproto.adapters.asyncio import AsyncSMTPServer
+
+            async def main_asyncio() -> None:
+                server = AsyncSMTPServer(handler, port=0, settings=fast_settings(), shutdown_grace=0.3)
+                await server.start()
+                threading.Thread(target=send, args=(server.address[1],), daemon=True).start()
+                await asyncio.sleep(0.6)  # the relay is now waiting for the upstream greeting
+                started = time.monotonic()
+                await server.shutdown()
+                took.append(time.monotonic() - started)
+
+            asyncio.run(main_asyncio())
+        else:
+            trio = pytest.importorskip("trio")
+            from smtpproto.adapters.trio import TrioSMTPServer
+
+            async def main_trio() -> None:
+                server = TrioSMTPServer(handler, port=0, settings=fast_settings(), shutdown_grace=0.3)
+                async with trio.open_nursery() as nursery:
+                    address = await nursery.start(server.serve)
+                    threading.Thread(target=send, args=(address[1],), daemon=True).start()
+                    await trio.sleep(0.6)
+                    started = time.monotonic()
+                    await server.shutdown()
+                    took.append(time.monotonic() - started)
+
+            trio.run(main_trio)
+    finally:
+        silent.close()
+    assert took[0] < 1.5, f"shutdown took {took[0]:.1f} s with a 0.3 s grace"
+    deadline = time.monotonic() + WAIT
+    while not failures and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert failures  # the client was not told that the message went through
