@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import ssl
 from typing import Awaitable, Coroutine, Generator
 
 from .._events import Reply
-from ._facades import ServerBase
+from ._facades import ServerBase, clear_unix_path, remove_unix_path, unix_path_identity
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -97,10 +96,10 @@ class AsyncSMTPServer(ServerBase):
         tls = self.ssl_context if self.implicit_tls else None
         hs = self.tls_handshake_timeout if tls is not None else None
         if self.unix_path is not None:
-            if os.path.exists(self.unix_path):
-                os.unlink(self.unix_path)
+            clear_unix_path(self.unix_path)
             self._server = await loop.create_unix_server(
                 lambda: _SessionProtocol(self), self.unix_path, ssl=tls, ssl_handshake_timeout=hs)
+            self._unix_identity = unix_path_identity(self.unix_path)
         else:
             self._server = await loop.create_server(
                 lambda: _SessionProtocol(self), self.host, self.port, ssl=tls,
@@ -135,11 +134,8 @@ class AsyncSMTPServer(ServerBase):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             except asyncio.TimeoutError:
                 pass
-        if self.unix_path is not None and os.path.exists(self.unix_path):
-            try:
-                os.unlink(self.unix_path)
-            except OSError:
-                pass
+        if self.unix_path is not None:
+            remove_unix_path(self.unix_path, self._unix_identity)
         if self._stopped is not None:
             self._stopped.set()
 

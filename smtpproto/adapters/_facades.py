@@ -7,8 +7,10 @@ state in ``_setup``.
 
 from __future__ import annotations
 
+import errno
 import os
 import ssl
+import stat
 from dataclasses import replace
 
 import socket
@@ -31,6 +33,55 @@ from ._handler import Handler
 from ._server_flow import ServerSettings
 
 __all__ = ["ClientBase", "ServerBase"]
+
+
+def clear_unix_path(path: str) -> None:
+    """Make way for a UNIX socket at ``path``: remove a socket left there by a
+    server that is gone.  Anything else stays, with an error: a file that is
+    not a socket (a mistyped path must not delete data), or a socket a server
+    still accepts connections on (its clients would silently reach us)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(errno.EEXIST, "exists and is not a socket; not removed", path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        pass  # nobody listens: a stale socket
+    except OSError:
+        pass  # cannot tell (no permission, say): unlink() below decides
+    else:
+        raise OSError(errno.EADDRINUSE, "a server is listening on this UNIX socket", path)
+    finally:
+        probe.close()
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def unix_path_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the socket file just bound at ``path``."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def remove_unix_path(path: str, identity: tuple[int, int] | None) -> None:
+    """Remove our socket file at shutdown, unless another server has put its
+    own at ``path`` since."""
+    if identity is None or unix_path_identity(path) != identity:
+        return
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class ServerBase:
@@ -74,6 +125,8 @@ class ServerBase:
         self.max_connections = max_connections
         self.tls_handshake_timeout = tls_handshake_timeout
         self.shutdown_grace = shutdown_grace
+        #: (device, inode) of the UNIX socket file we bound, removed at shutdown.
+        self._unix_identity: tuple[int, int] | None = None
         self._setup()
 
     def _setup(self) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import socket
 import ssl
 import threading
@@ -15,7 +14,7 @@ import time
 from typing import Generator
 
 from .._config import Config
-from ._facades import ServerBase
+from ._facades import ServerBase, clear_unix_path, remove_unix_path, unix_path_identity
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -87,10 +86,14 @@ class SMTPServer(ServerBase):
         if self._listener is not None:
             raise RuntimeError("already started")
         if self.unix_path is not None:
+            clear_unix_path(self.unix_path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if os.path.exists(self.unix_path):
-                os.unlink(self.unix_path)
-            sock.bind(self.unix_path)
+            try:
+                sock.bind(self.unix_path)
+            except BaseException:
+                sock.close()
+                raise
+            self._unix_identity = unix_path_identity(self.unix_path)
         else:
             info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
             sock = socket.socket(info[0], socket.SOCK_STREAM)
@@ -128,11 +131,8 @@ class SMTPServer(ServerBase):
             thread.join(1.0)
         if self._listener is not None:
             self._listener.close()
-        if self.unix_path is not None and os.path.exists(self.unix_path):
-            try:
-                os.unlink(self.unix_path)
-            except OSError:
-                pass
+        if self.unix_path is not None:
+            remove_unix_path(self.unix_path, self._unix_identity)
 
     def __enter__(self) -> SMTPServer:
         self.start()

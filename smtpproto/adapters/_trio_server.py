@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import socket
 from typing import Generator
 
 import trio  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
-from ._facades import ServerBase
+from ._facades import ServerBase, clear_unix_path, remove_unix_path, unix_path_identity
 from ._handler import Handler
 from ._server_flow import (
     SHUTDOWN,
@@ -72,10 +71,14 @@ class TrioSMTPServer(ServerBase):
 
     async def _listeners(self) -> list[trio.SocketListener]:
         if self.unix_path is not None:
-            if os.path.exists(self.unix_path):
-                os.unlink(self.unix_path)
+            clear_unix_path(self.unix_path)
             sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            await sock.bind(self.unix_path)
+            try:
+                await sock.bind(self.unix_path)
+            except BaseException:
+                sock.close()
+                raise
+            self._unix_identity = unix_path_identity(self.unix_path)
             sock.listen(128)
             self._address = self.unix_path
             return [trio.SocketListener(sock)]
@@ -101,11 +104,8 @@ class TrioSMTPServer(ServerBase):
         finally:
             for listener in listeners:
                 await listener.aclose()
-            if self.unix_path is not None and os.path.exists(self.unix_path):
-                try:
-                    os.unlink(self.unix_path)
-                except OSError:
-                    pass
+            if self.unix_path is not None:
+                remove_unix_path(self.unix_path, self._unix_identity)
             self._stopped.set()
 
     async def shutdown(self, timeout: float | None = None) -> None:

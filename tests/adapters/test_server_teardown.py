@@ -3,7 +3,9 @@ collector), a shutdown's timeout used once, a client's source port kept."""
 
 from __future__ import annotations
 
+import errno
 import gc
+import os
 import smtplib
 import socket
 import warnings
@@ -129,3 +131,51 @@ def test_shutdown_grace_holds_with_a_relay_stuck_upstream(backend: str) -> None:
     while not failures and time.monotonic() < deadline:
         time.sleep(0.05)
     assert failures  # the client was not told that the message went through
+
+
+def _lmtp_over(path: str) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(path)
+        return sock.recv(100)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unix_path_stale_socket_is_replaced(backend: str, tmp_path: Any) -> None:
+    from test_server_support import unix_path
+
+    path = unix_path(tmp_path)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)  # a server that died without removing its socket
+    stale.close()
+    with RunningServer(backend, Recorder(), unix_path=path, port=None):
+        assert _lmtp_over(path).startswith(b"220 ")
+    assert not os.path.exists(path)  # removed at shutdown
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unix_path_of_a_running_server_is_not_taken_over(backend: str, tmp_path: Any) -> None:
+    from test_server_support import unix_path
+
+    path = unix_path(tmp_path)
+    with RunningServer("threads", Recorder(), unix_path=path, port=None):
+        with pytest.raises(OSError) as err:
+            with RunningServer(backend, Recorder(), unix_path=path, port=None):
+                pass
+        assert err.value.errno == errno.EADDRINUSE
+        assert _lmtp_over(path).startswith(b"220 ")  # the first server still has its socket
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unix_path_that_is_a_file_is_left_alone(backend: str, tmp_path: Any) -> None:
+    from test_server_support import unix_path
+
+    path = unix_path(tmp_path)
+    with open(path, "wb") as fh:
+        fh.write(b"precious")
+    with pytest.raises(FileExistsError):
+        with RunningServer(backend, Recorder(), unix_path=path, port=None):
+            pass
+    with open(path, "rb") as fh:
+        assert fh.read() == b"precious"
