@@ -5,6 +5,7 @@ Only I/O lives here; every decision is :class:`~._server_flow.ServerSession`'s.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 import socket
@@ -62,8 +63,10 @@ class SMTPServer(ServerBase):
     """
 
     def _setup(self) -> None:
-        self._listener: socket.socket | None = None
-        self._accept_thread: threading.Thread | None = None
+        #: The listening sockets: one per address of ``host`` (as asyncio and
+        #: trio listen), the first one's address being :attr:`address`.
+        self._listeners: list[socket.socket] = []
+        self._accept_threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._sessions: dict[threading.Thread, socket.socket] = {}
@@ -74,16 +77,16 @@ class SMTPServer(ServerBase):
     @property
     def address(self) -> tuple[str, int] | str:
         """Where the server listens: ``(host, port)`` or the UNIX socket path."""
-        if self._listener is None:
+        if not self._listeners:
             raise RuntimeError("the server is not started")
         if self.unix_path is not None:
             return self.unix_path
-        host, port = self._listener.getsockname()[:2]
+        host, port = self._listeners[0].getsockname()[:2]
         return host, port
 
     def start(self) -> None:
         """Bind, listen and accept connections in a background thread."""
-        if self._listener is not None:
+        if self._listeners:
             raise RuntimeError("already started")
         if self.unix_path is not None:
             clear_unix_path(self.unix_path)
@@ -94,32 +97,34 @@ class SMTPServer(ServerBase):
                 sock.close()
                 raise
             self._unix_identity = unix_path_identity(self.unix_path)
+            listeners = [sock]
         else:
-            info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-            sock = socket.socket(info[0], socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(info[4])
-        sock.listen(128)
-        sock.settimeout(_POLL)
-        self._listener = sock
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="smtpproto-accept", daemon=True)
-        self._accept_thread.start()
+            listeners = _tcp_listeners(self.host, self.port)
+        for sock in listeners:
+            sock.listen(128)
+            sock.settimeout(_POLL)
+        self._listeners = listeners
+        for sock in listeners:
+            thread = threading.Thread(target=self._accept_loop, args=(sock,), name="smtpproto-accept", daemon=True)
+            self._accept_threads.append(thread)
+            thread.start()
 
     def serve_forever(self) -> None:
         """Start (if needed) and block until :meth:`shutdown` is called."""
-        if self._listener is None:
+        if not self._listeners:
             self.start()
-        assert self._accept_thread is not None
-        while self._accept_thread.is_alive():
-            self._accept_thread.join(_POLL)
+        for thread in self._accept_threads:
+            while thread.is_alive():  # short joins: Ctrl-C stays deliverable
+                thread.join(_POLL)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop accepting; idle sessions get ``421 4.3.2`` and close; wait up to
         ``timeout`` (default ``shutdown_grace``) for the others, then cut them."""
         grace = self.shutdown_grace if timeout is None else timeout
         self._stopping.set()
-        if self._accept_thread is not None and self._accept_thread is not threading.current_thread():
-            self._accept_thread.join()
+        for accepting in self._accept_threads:
+            if accepting is not threading.current_thread():
+                accepting.join()
         deadline = time.monotonic() + grace
         for thread in self._snapshot():
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -129,8 +134,8 @@ class SMTPServer(ServerBase):
             except OSError:
                 pass
             thread.join(1.0)
-        if self._listener is not None:
-            self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         if self.unix_path is not None:
             remove_unix_path(self.unix_path, self._unix_identity)
 
@@ -156,9 +161,7 @@ class SMTPServer(ServerBase):
 
     # ------------------------------------------------------------ accepting
 
-    def _accept_loop(self) -> None:
-        listener = self._listener
-        assert listener is not None
+    def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
             try:
                 sock, peer = listener.accept()
@@ -224,6 +227,40 @@ class SMTPServer(ServerBase):
             with self._lock:
                 self._sessions.pop(threading.current_thread(), None)
             self._slots.release()
+
+
+def _tcp_listeners(host: str | None, port: int) -> list[socket.socket]:
+    """Bound sockets for every address of ``host`` (all interfaces when it is
+    None or ""), on one port: with port 0, the port the first one got."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    seen: set[tuple[object, ...]] = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            listeners.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # Each family on its own socket: "::" must not also take the
+                # IPv4 addresses that the 0.0.0.0 socket binds.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if listeners[0] is not sock:
+                address = (address[0], listeners[0].getsockname()[1], *address[2:])
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if listeners[0] is sock or exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    raise
+                listeners.remove(sock)  # e.g. ::1 on a host with IPv6 turned off
+                sock.close()
+    except BaseException:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
 
 
 def _run_plain(flow: Generator[Action, object, None], sock: socket.socket) -> None:

@@ -19,6 +19,7 @@ from test_server_support import BACKENDS, WAIT, Recorder, RunningServer, client_
 def test_no_socket_is_left_to_the_garbage_collector_after_starttls(backend: str) -> None:
     # The sockets server used to close only the plain socket, which wrap_socket()
     # had detached: the SSLSocket was freed later with a ResourceWarning.
+    gc.collect()  # what earlier tests left is not this test's business
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ResourceWarning)
         handler = Recorder()
@@ -28,8 +29,9 @@ def test_no_socket_is_left_to_the_garbage_collector_after_starttls(backend: str)
                 client.sendmail("a@x.example", ["b@y.example"], b"Subject: s\r\n\r\nx\r\n")
             assert handler.disconnected.wait(WAIT)
         gc.collect()
-    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-    assert leaks == []
+    leaks = [str(w.message) for w in caught
+             if issubclass(w.category, ResourceWarning) and f", {srv.port})" in str(w.message)]
+    assert leaks == []  # no socket of this server (laddr or raddr on its port) was left open
 
 
 def test_trio_shutdown_timeout_does_not_change_shutdown_grace() -> None:
@@ -179,3 +181,29 @@ def test_unix_path_that_is_a_file_is_left_alone(backend: str, tmp_path: Any) -> 
             pass
     with open(path, "rb") as fh:
         assert fh.read() == b"precious"
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_sockets_server_listens_on_every_address_of_its_host() -> None:
+    """The blocking server used to bind only the first address getaddrinfo()
+    gave; like asyncio and trio it now binds each one, on one port."""
+    from smtpproto.adapters.sockets import SMTPServer
+
+    with SMTPServer(Recorder(), host="", port=0, shutdown_grace=0.5) as server:
+        port = server.address[1]  # type: ignore[index]
+        families = {listener.family for listener in server._listeners}
+        assert socket.AF_INET in families
+        targets = ["127.0.0.1"] + (["::1"] if _ipv6_loopback() else [])
+        if len(targets) > 1:
+            assert socket.AF_INET6 in families
+        for host in targets:
+            with smtplib.SMTP(host, port, timeout=WAIT) as client:
+                assert client.noop()[0] == 250
