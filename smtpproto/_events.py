@@ -449,7 +449,8 @@ _MECHANISM = re.compile(r"[A-Z0-9_-]{1,20}")
 
 
 def _redacted(data: bytes | None) -> str:
-    return "None" if data is None else f"<redacted {len(data)} bytes>"
+    # Not even the length: that of a password is a clue worth having.
+    return "None" if data is None else "<redacted>"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1059,3 +1059,12 @@ def test_client_mechanisms_only_raise_sasl_error(name: str, challenges: list[byt
             mech.respond(challenge)
         except SaslError:
             return
+
+
+def test_auth_events_never_show_a_secret_or_its_length() -> None:
+    from smtpproto import Auth, AuthResponse
+
+    shown = repr(Auth(mechanism="PLAIN", initial_response=b"\x00user\x00S3cretPW")) + repr(
+        AuthResponse(data=b"S3cretPW"))
+    assert "S3cret" not in shown and "<redacted>" in shown
+    assert "8" not in shown and "15" not in shown  # no lengths either

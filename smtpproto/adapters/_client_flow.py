@@ -31,7 +31,7 @@ import email.message
 import inspect
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO, Literal, TypeVar, Union
 
 from .. import sasl
@@ -220,6 +220,11 @@ class SMTPResponseError(SMTPClientError):
     @property
     def code(self) -> int:
         return self.reply.code
+
+
+class _UnsendableContent(SMTPNotSupportedError):
+    """A streamed message turned out, while it was being sent, to need what the
+    MAIL command did not declare (see :func:`_checked_chunks`)."""
 
 
 class SMTPMessageTooLarge(SMTPClientError):
@@ -425,6 +430,24 @@ def _stream_chunks(first: bytes, stream: IO[bytes], chunk_size: int) -> Iterator
         if not more:
             return
         yield more
+
+
+def _checked_chunks(chunks: Iterable[bytes], body: str | None) -> Iterator[bytes]:
+    """The chunks of a message whose content class was unknown when MAIL was
+    sent (a non-seekable stream), checked against the BODY it declared as they
+    go.  Raising stops the transfer before the offending chunk is written; the
+    session then closes without an end of data, so nothing partial is delivered."""
+    body = (body or "").upper()
+    for chunk in chunks:
+        if body != "BINARYMIME" and b"\x00" in chunk:
+            raise _UnsendableContent(
+                "the streamed message holds NUL octets, which need BINARYMIME with CHUNKING "
+                "(the server does not offer them); nothing was delivered")
+        if not body and not chunk.isascii():
+            raise _UnsendableContent(
+                "the streamed message holds 8bit octets and the server does not offer 8BITMIME; "
+                "nothing was delivered")
+        yield chunk
 
 
 def prepare_message(
@@ -1042,9 +1065,14 @@ class ClientSession:
                 raise SMTPNotSupportedError(
                     "the message needs SMTPUTF8 (non-ASCII addresses or header fields) and the server does not offer it")
             params["SMTPUTF8"] = None
+        binary_ok = ext.binarymime and ext.chunking and self.options.chunking
         if message.binary:
-            if not (ext.binarymime and ext.chunking and self.options.chunking):
+            if not binary_ok:
                 raise SMTPNotSupportedError("the message holds NUL octets and needs BINARYMIME with CHUNKING")
+            params["BODY"] = "BINARYMIME"
+        elif message.eight_bit is None and binary_ok and "BODY" not in params:
+            # A non-seekable stream: its class is known only once it is sent.
+            # BINARYMIME takes any octets as they are (RFC 3030 §3).
             params["BODY"] = "BINARYMIME"
         elif message.eight_bit or utf8 or message.eight_bit is None:
             if ext.eightbitmime:
@@ -1090,6 +1118,8 @@ class ClientSession:
                 and opts.transcript is None and self._tap is None):
             return (yield from self._send_simple(sender, recipients, params, mail, rcpts, message))
         tx = _Transaction(sender, list(recipients), params)
+        if message.eight_bit is None:
+            message = replace(message, chunks=_checked_chunks(message.chunks, params.get("BODY")))
         if use_bdat:
             yield from self._send_bdat(tx, mail, rcpts, message, pipelining)
         else:
@@ -1265,6 +1295,9 @@ class ClientSession:
                     # the last of them, in one write (no Nagle/delayed-ACK stall).
                     yield from self._flush()
                     queued = 0
+        except _UnsendableContent:
+            yield from self._break()
+            raise
         except SMTPClientError:
             raise
         except Exception:
@@ -1286,7 +1319,7 @@ class ClientSession:
 
     def _send_bdat(self, tx: "_Transaction", mail: Mail, rcpts: Sequence[Rcpt], message: OutgoingMessage,
                    pipelining: bool) -> Flow[None]:
-        binary = message.binary
+        binary = message.binary or (tx.params.get("BODY") or "").upper() == "BINARYMIME"
         fixer = _LineEndings(reject=self.conn.config.client_bare_newline == "reject")
         source = iter(message.chunks)
 
@@ -1328,6 +1361,9 @@ class ClientSession:
             nonlocal pending
             try:
                 pending = queue_chunk(pending)
+            except _UnsendableContent:
+                yield from self._break()
+                raise
             except SMTPClientError:
                 raise
             except Exception:

@@ -183,6 +183,64 @@ def test_non_seekable_stream(flavor: str) -> None:
     assert "SIZE" not in got.mail_params and got.mail_params.get("BODY") == "8BITMIME"
 
 
+class _Pipe(io.RawIOBase):
+    """A stream that cannot seek: its content class is unknown before it is sent."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, n: int = -1) -> bytes:
+        return self._data.read(n)
+
+
+_BINARY = (b"From: a@x.example\r\nTo: b@y.example\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+           + b"\x00\x01\xff\r\nbare\nlf\r" * 3000)
+
+
+# Found out only after the first chunks have gone.
+_TEXT_THEN_BINARY = b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + b"text\r\n" * 2000 + _BINARY[80:]
+
+
+def test_non_seekable_binary_stream_goes_as_binarymime_untouched(flavor: str) -> None:
+    # It used to go as BODY=8BITMIME, its bare CR/LF "repaired": altered content.
+    with CoreServer(extensions=["PIPELINING", "CHUNKING", "BINARYMIME", "8BITMIME"]) as srv:
+        async def scenario(make: Make) -> Any:
+            async with make(HOST, srv.port, chunk_size=4096, **PLAIN) as client:
+                return await client.send_message(_Pipe(_BINARY))
+
+        result = run_flavor(flavor, scenario)
+    [got] = srv.messages
+    assert got.content == _BINARY and got.mail_params.get("BODY") == "BINARYMIME" and got.via == "BDAT"
+    assert result.body == "BDAT"
+
+
+@pytest.mark.parametrize(("extensions", "content", "why"), [
+    (["PIPELINING", "8BITMIME"], _TEXT_THEN_BINARY, "NUL octets"),
+    (["PIPELINING", "8BITMIME", "CHUNKING"], _TEXT_THEN_BINARY, "NUL octets"),
+    (["PIPELINING"], b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + b"ascii\r\n" * 2000 + "é\r\n".encode(),
+     "8bit octets"),
+], ids=["DATA", "BDAT", "7bit"])
+def test_non_seekable_stream_the_server_cannot_take_delivers_nothing(
+        flavor: str, extensions: list[str], content: bytes, why: str) -> None:
+    """Found out mid-transfer: a typed error, the connection closed without an
+    end of data, so no partial message is delivered."""
+    with CoreServer(extensions=extensions) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, chunk_size=1024, **PLAIN) as client:
+                with pytest.raises(SMTPNotSupportedError, match=why):
+                    await client.send_message(_Pipe(content))
+                assert not client.is_connected
+
+        run_flavor(flavor, scenario)
+    assert srv.messages == []
+
+
 # ----------------------------------------------------------------- recipients
 
 
