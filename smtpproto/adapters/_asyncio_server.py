@@ -93,17 +93,16 @@ class AsyncSMTPServer(ServerBase):
             raise RuntimeError("already started")
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        tls = self.ssl_context if self.implicit_tls else None
-        hs = self.tls_handshake_timeout if tls is not None else None
+        # Implicit TLS is started by each connection (loop.start_tls), not by
+        # create_server(ssl=...): asyncio would report the connection only after
+        # its handshake, uncounted by max_connections until then.
         if self.unix_path is not None:
             clear_unix_path(self.unix_path)
-            self._server = await loop.create_unix_server(
-                lambda: _SessionProtocol(self), self.unix_path, ssl=tls, ssl_handshake_timeout=hs)
+            self._server = await loop.create_unix_server(lambda: _SessionProtocol(self), self.unix_path)
             self._unix_identity = unix_path_identity(self.unix_path)
         else:
             self._server = await loop.create_server(
-                lambda: _SessionProtocol(self), self.host, self.port, ssl=tls,
-                ssl_handshake_timeout=hs, reuse_address=True)
+                lambda: _SessionProtocol(self), self.host, self.port, reuse_address=True)
 
     async def serve_forever(self) -> None:
         """Start (if needed) and wait until :meth:`shutdown` has finished."""
@@ -191,11 +190,25 @@ class _SessionProtocol(asyncio.Protocol):
         self.transport = transport
         server = self.server
         if server._stopping or len(server._sessions) >= server.max_connections:
-            transport.write(_writes_of(busy_flow(server.settings)))
+            if not server.implicit_tls:  # a cleartext 421 would mean nothing to a TLS client
+                transport.write(_writes_of(busy_flow(server.settings)))
             transport.close()
             self.done.set_result(None)
             return
         server._sessions.add(self)
+        if server.implicit_tls:
+            # RFC 8314: TLS from the first byte.  Nothing is read until the
+            # handshake owns the transport.
+            transport.pause_reading()
+            self.task = self.loop.create_task(self._implicit_tls())
+            return
+        self._begin()
+
+    def _begin(self) -> None:
+        """The session starts: the greeting (or the hook's refusal) goes out."""
+        server = self.server
+        transport = self.transport
+        assert transport is not None
         try:
             self.session = ServerSession(
                 server.handler, server.settings, peer=transport.get_extra_info("peername") or None,
@@ -245,9 +258,12 @@ class _SessionProtocol(asyncio.Protocol):
             self._drained(True)
 
     def wake(self, value: object) -> None:
-        """Shutdown: a session waiting for input gets ``value`` at once."""
+        """Shutdown: a session waiting for input gets ``value`` at once; a
+        connection still in its implicit-TLS handshake is closed."""
         if self.waiting == "read":
             self._resume(value)
+        elif self.session is None and self.task is not None:
+            self.task.cancel()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -421,6 +437,28 @@ class _SessionProtocol(asyncio.Protocol):
             except Exception as exc:
                 return HookFailed(exc)
         return result
+
+    async def _implicit_tls(self) -> None:
+        ctx = self.server.ssl_context
+        transport = self.transport
+        assert ctx is not None and transport is not None
+        try:
+            new = await self.loop.start_tls(
+                transport, self, ctx, server_side=True,
+                ssl_handshake_timeout=self.server.tls_handshake_timeout)
+        except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
+            log.info("TLS handshake with %s failed: %s", transport.get_extra_info("peername"), exc)
+            new = None
+        except asyncio.CancelledError:
+            self._finish()  # shutdown: a connection still in its handshake is idle
+            raise
+        self.task = None
+        if new is None or self.lost:
+            self._finish()
+            return
+        assert isinstance(new, asyncio.Transport)
+        self.transport = new
+        self._begin()
 
     async def _upgrade(self) -> None:
         result = await self._start_tls()

@@ -207,3 +207,43 @@ def test_sockets_server_listens_on_every_address_of_its_host() -> None:
         for host in targets:
             with smtplib.SMTP(host, port, timeout=WAIT) as client:
                 assert client.noop()[0] == 250
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_connections_counts_implicit_tls_handshakes(backend: str) -> None:
+    """Connections that never finish (or start) their TLS handshake hold a
+    place: beyond max_connections the server closes them at once.  (asyncio
+    used to hear of a connection only after its handshake, so any number of
+    half-open TLS connections stayed, and a client over the limit was served.)"""
+    import ssl
+    import time
+
+    with RunningServer(backend, Recorder(), ssl_context=server_tls_context(), implicit_tls=True,
+                       max_connections=2, tls_handshake_timeout=30) as srv:
+        idle = [socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) for _ in range(6)]
+        try:
+            time.sleep(0.5)
+            closed = 0
+            for sock in idle:
+                sock.settimeout(0.2)
+                try:
+                    closed += sock.recv(10) == b""
+                except TimeoutError:
+                    pass  # still held open: one of the two places
+                except OSError:
+                    closed += 1
+            assert closed == 4
+            with pytest.raises((ssl.SSLError, OSError)):
+                with client_tls_context().wrap_socket(
+                        socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT),
+                        server_hostname="localhost") as tls:
+                    if not tls.recv(100):
+                        raise ConnectionResetError("closed")
+        finally:
+            for sock in idle:
+                sock.close()
+        # With the places free again, a TLS client is served.
+        time.sleep(0.3)
+        with client_tls_context().wrap_socket(socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT),
+                                              server_hostname="localhost") as tls:
+            assert tls.recv(100).startswith(b"220 ")
