@@ -49,3 +49,14 @@ def test_bulk_sender_pipelining() -> None:
     assert "sent 50/50 messages to 5 recipients each" in proc.stdout
     assert "round trips per message: 2.00" in proc.stdout
     assert len(srv.messages) == 50 and all(len(m.recipients) == 5 for m in srv.messages)
+
+
+def test_in_memory_session() -> None:
+    proc = run_example("in_memory_session.py")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    # The whole exchange, both sides, with no socket: from greeting to QUIT.
+    assert out.startswith("S: b'220 ") and "C: b'MAIL FROM:<alice@example.org>\\r\\n'" in out
+    assert "server event: Data()" in out and "C: b'QUIT\\r\\n'" in out
+    received = out.split("message as the server received it:\n", 1)[1]
+    assert "\n.this line starts with a dot (it gets dot-stuffed on the wire)\n" in received  # unstuffed again
