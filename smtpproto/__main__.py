@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import ssl
 import sys
@@ -31,6 +32,10 @@ class _Parser(argparse.ArgumentParser):
 
 class CLIError(Exception):
     """A bad combination of options: printed as one line, exit status 2."""
+
+
+class ListenError(Exception):
+    """The server could not listen: printed as one line, exit status 1."""
 
 
 # ---------------------------------------------------------------- serve
@@ -66,6 +71,37 @@ def _serve_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The Config / ServerSettings fields ``serve`` sets, by the flag that sets them.
+_FLAG_OF_FIELD = {
+    "max_message_size": "--max-message-size",
+    "lmtp": "--lmtp",
+    "require_tls": "--require-tls",
+    "allow_auth_without_tls": "--allow-plaintext-auth",
+    "hostname": "--hostname",
+    "record": "--record",
+}
+
+
+def _flag_message(message: str, flag: str) -> str:
+    """A Config/ServerSettings validation message in the words of the command
+    line: field names (``Config.max_message_size`` anywhere, a bare
+    ``max_message_size`` at the start, never a quoted value) become the flags
+    that set them; a message naming none is put after ``flag``, the one flag
+    that could have caused it."""
+    def name(m: re.Match[str]) -> str:
+        return _FLAG_OF_FIELD.get(m.group(2), m.group(0))
+
+    text = re.sub(r"\b(Config\.|ServerSettings\.)([a-z][a-z0-9_]*)\b", name, message)
+    text = re.sub(r"^()([a-z][a-z0-9_]*)\b", name, text)
+    if not any(f in text for f in _FLAG_OF_FIELD.values()):
+        text = f"{flag}: {text}"
+    return text
+
+
+def _where(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class _Setup:
     def __init__(self, args: argparse.Namespace) -> None:
         from . import Config
@@ -85,7 +121,7 @@ class _Setup:
         if args.auth_user is not None and args.tls_cert is None and not args.allow_plaintext_auth:
             raise CLIError("AUTH is only offered over TLS: add --tls-cert/--tls-key (or --allow-plaintext-auth)")
         if args.max_connections < 1:
-            raise CLIError("--max-connections must be at least 1")
+            raise CLIError(f"--max-connections must be at least 1, not {args.max_connections}")
         changes: dict[str, object] = {"lmtp": args.lmtp, "require_tls": args.require_tls,
                                       "allow_auth_without_tls": args.allow_plaintext_auth}
         if args.max_message_size is not None:
@@ -93,7 +129,7 @@ class _Setup:
         try:
             config = Config().replace(**changes)
         except ValueError as exc:
-            raise CLIError(str(exc).replace("max_message_size", "--max-message-size")) from None
+            raise CLIError(_flag_message(str(exc), "--max-message-size")) from None
         if args.record is not None:
             try:
                 os.makedirs(args.record, exist_ok=True)
@@ -101,9 +137,9 @@ class _Setup:
                 raise CLIError(f"--record: cannot use {args.record} as a directory: {exc.strerror or exc}") from None
         try:
             self.settings = ServerSettings(config=config, record=args.record,
-                                           **({"hostname": args.hostname} if args.hostname else {}))
+                                           **({"hostname": args.hostname} if args.hostname is not None else {}))
         except ValueError as exc:
-            raise CLIError(str(exc)) from None
+            raise CLIError(_flag_message(str(exc), "--hostname")) from None
         self.ssl_context: ssl.SSLContext | None = None
         if args.tls_cert is not None:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -130,11 +166,15 @@ class _Setup:
             host=args.host, port=args.port, unix_path=args.unix_socket, settings=self.settings,
             ssl_context=self.ssl_context, implicit_tls=args.implicit_tls,
             max_connections=args.max_connections)
+        #: Where we (try to) listen, for the error when we cannot.
+        self.where = f"unix:{args.unix_socket}" if args.unix_socket is not None else _where(args.host, args.port)
+
+    def listen_failed(self, exc: OSError) -> ListenError:
+        return ListenError(f"cannot listen on {self.where}: {exc.strerror or exc}")
 
     def announce(self, address: object) -> None:
         if isinstance(address, tuple):
-            host, port = address[0], address[1]
-            where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+            where = _where(str(address[0]), address[1])
         else:
             where = f"unix:{address}"
         extra = []
@@ -159,7 +199,10 @@ def _serve_threads(setup: _Setup) -> None:
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
     try:
-        server.start()
+        try:
+            server.start()
+        except OSError as exc:
+            raise setup.listen_failed(exc) from None
         setup.announce(server.address)
         while not stop.wait(0.5):
             pass
@@ -176,7 +219,10 @@ def _serve_asyncio(setup: _Setup) -> None:
 
     async def run() -> None:
         server = AsyncSMTPServer(setup.handler, **setup.server_kwargs)  # type: ignore[arg-type]
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:
+            raise setup.listen_failed(exc) from None
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -199,19 +245,43 @@ def _serve_trio(setup: _Setup) -> None:
         raise CLIError("--backend trio needs the trio package: pip install \"smtpproto[trio]\"") from None
     from .adapters.trio import TrioSMTPServer
 
+    failed: list[OSError] = []
+
     async def run() -> None:
         server = TrioSMTPServer(setup.handler, **setup.server_kwargs)  # type: ignore[arg-type]
         # The signal receiver is in place before we say we listen, so a
         # Ctrl-C right after the announcement still shuts down cleanly.
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
-                address = await nursery.start(server.serve)
+                try:
+                    address = await nursery.start(server.serve)
+                except Exception as exc:
+                    # Kept, not raised here: in the nursery it could come out
+                    # wrapped in an exception group.
+                    cause = _sole_os_error(exc)
+                    if cause is None:
+                        raise
+                    failed.append(cause)
+                    return
                 setup.announce(address)
                 async for _ in signals:
                     break
                 await server.shutdown()
 
     trio.run(run)
+    if failed:
+        raise setup.listen_failed(failed[0])
+
+
+def _sole_os_error(exc: BaseException) -> OSError | None:
+    """``exc`` if it is an OSError, or the one OSError in (nested) exception
+    groups holding nothing else."""
+    while not isinstance(exc, OSError):
+        inner = getattr(exc, "exceptions", None)
+        if not isinstance(inner, tuple) or len(inner) != 1 or not isinstance(inner[0], BaseException):
+            return None
+        exc = inner[0]
+    return exc
 
 
 def cmd_serve(argv: Sequence[str]) -> int:
@@ -228,9 +298,11 @@ def cmd_serve(argv: Sequence[str]) -> int:
     except CLIError as exc:
         print(f"{PROG} serve: error: {exc}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"{PROG} serve: error: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"{PROG} serve: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
-              file=sys.stderr)
+        print(f"{PROG} serve: error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass

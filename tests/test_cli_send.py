@@ -3,11 +3,16 @@ server Connection)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -17,6 +22,43 @@ from test_client_support import CoreServer, RecordingHandler, aiosmtpd_server, t
 
 from smtpproto.adapters._cli_send import main_send  # noqa: E402
 from smtpproto.message import parse  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CERT, KEY = ROOT / "tests" / "data" / "server-cert.pem", ROOT / "tests" / "data" / "server-key.pem"
+WAIT = 15.0
+
+
+class Serve:
+    """``python -m smtpproto serve`` in a subprocess on a free loopback port."""
+
+    port: int
+    out: str = ""
+    err: str = ""
+
+
+@contextlib.contextmanager
+def serve(*args: str) -> Iterator[Serve]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "smtpproto", "serve", "--port", "0", "--backend", "threads",
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=str(ROOT))
+    assert proc.stdout is not None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], WAIT)
+        first = proc.stdout.readline().decode() if ready else ""
+        assert first.startswith("listening on 127.0.0.1:"), (first, proc.poll())
+        server = Serve()
+        server.port = int(first.split()[2].rsplit(":", 1)[1])
+        yield server
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT)
+        server.out, server.err = first + out.decode(), err.decode()
+        assert proc.returncode == 0, server.err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=WAIT)
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:
@@ -155,3 +197,52 @@ def test_lmtp_over_a_unix_socket_path(tmp_path: Path) -> None:
     assert code == 0, err
     assert out.startswith("ok      u@local.example  250 2.0.0 <u@local.example> delivered")
     assert b"delivered locally" in srv.messages[0].content
+
+
+def test_implicit_tls_untrusted_certificate_then_insecure() -> None:
+    with serve("--implicit-tls", "--tls-cert", str(CERT), "--tls-key", str(KEY)) as srv:
+        base = ["--server", f"127.0.0.1:{srv.port}", "--tls", "--from", "a@x.example", "--to", "b@y.example",
+                "--subject", "implicit", "--body", "over implicit TLS", "--timeout", "10"]
+        started = time.monotonic()
+        code, out, err = run(base)
+        assert time.monotonic() - started < 5.0
+        assert code == 1 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("python -m smtpproto send: error: TLS handshake failed: ")
+        assert "certificate verify failed" in err and "--insecure skips the check" in err
+        code, out, err = run(base + ["--insecure"])
+        assert code == 0, err
+        assert out.startswith("ok      b@y.example  250 2.0.0")
+    assert "over implicit TLS" in srv.out and "Traceback" not in srv.err
+
+
+def test_implicit_tls_against_a_plaintext_server() -> None:
+    """--tls to a port that greets in plaintext: one line, quickly (not
+    after --timeout), no traceback."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with serve() as srv:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", "smtpproto", "send", "--server", f"127.0.0.1:{srv.port}", "--tls",
+             "--from", "a@x.example", "--to", "b@y.example", "--body", "x"],
+            capture_output=True, text=True, timeout=60, env=env, cwd=str(ROOT))
+        elapsed = time.monotonic() - started
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("python -m smtpproto send: error: TLS handshake failed: ")
+    if "WRONG_VERSION_NUMBER" in proc.stderr:  # OpenSSL's reason; others name it differently
+        assert "(the server does not speak TLS from the first byte: is this a plaintext port? try --starttls)" \
+            in proc.stderr
+    assert elapsed < 5.0
+    assert "END MESSAGE" not in srv.out
+
+
+def test_verbose_bdat_transcript_follows_the_wire() -> None:
+    with serve() as srv:
+        code, out, err = run(["--server", f"127.0.0.1:{srv.port}", "--from", "a@x.example", "--to", "b@y.example",
+                              "--body", "hi", "--verbose"])
+    assert code == 0, err
+    lines = err.splitlines()
+    bdat = next(i for i, line in enumerate(lines) if line.startswith("C: BDAT "))
+    assert lines[bdat + 1].startswith("C: <message content: ")  # written with the BDAT, before any reply
+    assert lines[bdat - 2:bdat] == ["C: MAIL FROM:<a@x.example> SIZE=" + lines[bdat].split()[2],
+                                    "C: RCPT TO:<b@y.example>"]

@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -116,6 +117,32 @@ def test_serve_sigint_is_clean(backend: str, serve_factory: list[Serve]) -> None
     assert code == 0 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_serve_sigint_with_an_open_transaction(backend: str, serve_factory: list[Serve]) -> None:
+    """Ctrl-C while a client is in a transaction: the client is told 421
+    4.3.2 and disconnected, and the server stops at once, cleanly."""
+    s = Serve("--backend", backend)
+    serve_factory.append(s)
+    client = smtplib.SMTP("127.0.0.1", s.port, timeout=WAIT)
+    try:
+        assert client.ehlo()[0] == 250
+        assert client.mail("a@x.example")[0] == 250  # the transaction is open
+        s.proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        code, text = client.getreply()
+        assert (code, text.split()[0]) == (421, b"4.3.2"), (code, text)
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.getreply()  # and then the connection is closed
+        status = s.proc.wait(5.0)  # no second signal: a hang fails here
+        assert time.monotonic() - started < 5.0
+    finally:
+        client.close()
+    code, out, err = s.stop()
+    assert status == code == 0, err
+    assert out.rstrip().endswith("stopped")
+    assert "Traceback" not in err, err
+
+
 def test_serve_maildir_with_starttls_and_auth(tmp_path: Path, serve_factory: list[Serve]) -> None:
     box = tmp_path / "md"
     s = Serve("--maildir", str(box), "--tls-cert", str(CERT), "--tls-key", str(KEY),
@@ -182,6 +209,11 @@ def test_serve_lmtp(serve_factory: list[Serve]) -> None:
     (["--auth-user", "u"], "--auth-user and --auth-password go together"),
     (["--auth-user", "u", "--auth-password", "p"], "AUTH is only offered over TLS"),
     (["--max-message-size", "10"], "--max-message-size must be at least 64 KiB"),
+    (["--max-message-size", "-5"], "error: --max-message-size must be positive, not -5"),
+    (["--max-message-size", "0"], "error: --max-message-size must be positive, not 0"),
+    (["--hostname", "a b"], "error: --hostname: bad server host name 'a b'"),
+    (["--hostname", ""], "error: --hostname: bad server host name ''"),
+    (["--max-connections", "0"], "error: --max-connections must be at least 1, not 0"),
     (["--port", "70000"], "--port must be between 0 and 65535"),
     (["--backend", "curio"], "invalid choice: 'curio'"),
     (["--maildir", "a", "--mbox", "b"], "not allowed with argument"),
@@ -194,6 +226,7 @@ def test_serve_bad_flags_one_line_error(args: list[str], message: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert message in lines[0]
+    assert not re.search(r"\b(Config|ServerSettings)\.|\b[a-z]+_[a-z_]+\b", lines[0])  # flags, not fields
     assert result.stdout == ""
 
 
@@ -208,6 +241,33 @@ def test_serve_port_in_use_is_one_line() -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"cannot listen on 127.0.0.1:{port}" in lines[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", ["no such directory", "a regular file", "a live server's socket"])
+def test_serve_unix_socket_failure_names_the_path(backend: str, case: str, tmp_path: Path) -> None:
+    import socket
+
+    live = None
+    if case == "no such directory":
+        path, reason = tmp_path / "missing" / "s.sock", "No such file or directory"
+    elif case == "a regular file":
+        path, reason = tmp_path / "data.txt", "exists and is not a socket; not removed"
+        path.write_bytes(b"precious")
+    else:
+        path, reason = tmp_path / "live.sock", "a server is listening on this UNIX socket"
+        live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        live.bind(str(path))
+        live.listen(1)
+    try:
+        result = run_cli("serve", "--port", "0", "--unix-socket", str(path), "--backend", backend)
+    finally:
+        if live is not None:
+            live.close()
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"python -m smtpproto serve: error: cannot listen on unix:{path}: {reason}\n"
+    if case == "a regular file":
+        assert path.read_bytes() == b"precious"
 
 
 def test_top_level_usage_and_unknown_command() -> None:

@@ -22,6 +22,7 @@ from ._client_flow import (
     SMTPClientError,
     SMTPDataRefused,
     SMTPRecipientsRefused,
+    SMTPTLSError,
     SendResult,
     default_port,
 )
@@ -142,6 +143,24 @@ def _ssl_context(insecure: bool) -> ssl.SSLContext:
     return ctx
 
 
+#: OpenSSL's words for a peer whose first bytes are no TLS record (a plaintext
+#: server's "220 ..." greeting, say); they differ between OpenSSL versions.
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
+                              "UNKNOWN_PROTOCOL", "HTTP_REQUEST"})
+
+
+def _tls_hint(exc: BaseException, args: argparse.Namespace) -> str:
+    """What to try after a failed TLS handshake ("" for other errors)."""
+    cause = exc.__cause__
+    if not isinstance(exc, SMTPTLSError) or not isinstance(cause, ssl.SSLError):
+        return ""
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return " (the server's certificate could not be verified; --insecure skips the check)"
+    if args.tls and getattr(cause, "reason", None) in _NOT_TLS_REASONS:
+        return " (the server does not speak TLS from the first byte: is this a plaintext port? try --starttls)"
+    return ""
+
+
 def _report(result: SendResult, out: TextIO) -> None:
     width = max(len(a) for a in result.recipients)
     for address, status in result.recipients.items():
@@ -209,7 +228,7 @@ def main_send(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO |
         err.write(f"{PROG}: error: no envelope: {exc}; give --from/--to\n")
         return 1
     except (SMTPClientError, ValueError) as exc:
-        err.write(f"{PROG}: error: {exc}\n")
+        err.write(f"{PROG}: error: {exc}{_tls_hint(exc, args)}\n")
         return 1
     finally:
         if not isinstance(message, bytes):

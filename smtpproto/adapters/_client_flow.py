@@ -1348,6 +1348,7 @@ class ClientSession:
             self._queue(Bdat(size=len(body), last=last))
             if body:
                 self._queue(MessageData(data=body))
+                self._log("C", f"<message content: {len(body)} octets>")
                 size += len(body)
             if last:
                 self._queue(EndOfMessage())
@@ -1409,7 +1410,6 @@ class ClientSession:
             if reply.code != 250 and failed is None:
                 failed = reply
         tx.size, tx.body = size, "BDAT"
-        self._log("C", f"<message content: {size} octets>")
         if not envelope_ok or failed is not None:
             # Read what is still owed; the RSET before the next transaction clears
             # the session (RFC 3030 §3).
