@@ -213,8 +213,14 @@ def test_async_hooks(backend: str) -> None:
 
 def test_starttls_then_auth_plain_and_login(backend: str) -> None:
     handler = AuthRecorder()
+    sent: dict[str, bytes] = {}
     with RunningServer(backend, handler, ssl_context=server_tls_context()) as srv:
         for mechanism in ("PLAIN", "LOGIN"):
+            # CRLF line ends, a line that starts with a dot (smtplib stuffs it,
+            # the server unstuffs it) and one that is only a dot.
+            body = (b"Subject: tls " + mechanism.encode() + b"\r\nFrom: a@x.example\r\n\r\n"
+                    b"secret stuff\r\n.leading dot\r\n.\r\n..two dots\r\nend\r\n")
+            sent[mechanism] = body
             with smtp(srv.port) as client:
                 client.ehlo()
                 assert client.has_extn("starttls")
@@ -226,10 +232,23 @@ def test_starttls_then_auth_plain_and_login(backend: str) -> None:
                 client.user, client.password = "user", "secret"
                 code, _ = client.auth(mechanism, getattr(client, f"auth_{mechanism.lower()}"))
                 assert code == 235
-                client.sendmail("a@x.example", ["b@y.example"], b"Subject: tls\r\n\r\nsecret stuff\r\n")
+                if mechanism == "LOGIN":
+                    # Given a str, smtplib encodes it as ASCII and turns lone LF
+                    # into CRLF (smtplib.SMTP.sendmail's documented rule; bytes
+                    # go unchanged): the CRLF form must arrive.
+                    lf_text = body.decode("ascii").replace("\r\n", "\n")
+                    refused = client.sendmail("a@x.example", ["b@y.example"], lf_text)
+                else:
+                    refused = client.sendmail("a@x.example", ["b@y.example"], body)
+                assert refused == {}
     assert handler.delivered.wait(WAIT)
     assert len(handler.envelopes) == 2
     assert all(s.tls_active and s.auth is not None and s.auth.authcid == "user" for s in handler.sessions)
+    # One session per mechanism, in order; each message arrived byte-exact.
+    assert [s.auth.mechanism for s in handler.sessions if s.auth is not None] == ["PLAIN", "LOGIN"]
+    for env, mechanism in zip(handler.envelopes, ("PLAIN", "LOGIN")):
+        assert env.mail_from == "a@x.example" and env.rcpt_tos == ["b@y.example"]
+        assert env.content == sent[mechanism]
 
 
 def test_auth_wrong_password(backend: str) -> None:

@@ -167,3 +167,4 @@ def test_aiosmtplib_starttls_and_auth(backend: str) -> None:
         asyncio.run(run(srv.port))
     assert handler.delivered.wait(WAIT)
     assert handler.sessions[0].tls_active and handler.sessions[0].auth is not None
+    assert handler.envelopes[0].content == MESSAGE  # byte-exact
