@@ -157,32 +157,6 @@ def test_streamed_file_arrives_exact(flavor: str, tmp_path: Any) -> None:
     assert result.size == len(got.content)
 
 
-def test_non_seekable_stream(flavor: str) -> None:
-    class Pipe(io.RawIOBase):
-        def __init__(self, data: bytes) -> None:
-            self._data = io.BytesIO(data)
-
-        def readable(self) -> bool:
-            return True
-
-        def seekable(self) -> bool:
-            return False
-
-        def read(self, n: int = -1) -> bytes:
-            return self._data.read(n)
-
-    raw = b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + (b"y" * 98 + b"\r\n") * 2000
-    with CoreServer(extensions=["PIPELINING", "8BITMIME", "SIZE 10485760"]) as srv:
-        async def scenario(make: Make) -> None:
-            async with make(HOST, srv.port, chunk_size=4096, **PLAIN) as client:
-                await client.send_message(Pipe(raw))
-
-        run_flavor(flavor, scenario)
-    [got] = srv.messages
-    assert got.content == raw
-    assert "SIZE" not in got.mail_params and got.mail_params.get("BODY") == "8BITMIME"
-
-
 class _Pipe(io.RawIOBase):
     """A stream that cannot seek: its content class is unknown before it is sent."""
 
@@ -197,6 +171,19 @@ class _Pipe(io.RawIOBase):
 
     def read(self, n: int = -1) -> bytes:
         return self._data.read(n)
+
+
+def test_non_seekable_stream(flavor: str) -> None:
+    raw = b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + (b"y" * 98 + b"\r\n") * 2000
+    with CoreServer(extensions=["PIPELINING", "8BITMIME", "SIZE 10485760"]) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, chunk_size=4096, **PLAIN) as client:
+                await client.send_message(_Pipe(raw))
+
+        run_flavor(flavor, scenario)
+    [got] = srv.messages
+    assert got.content == raw
+    assert "SIZE" not in got.mail_params and got.mail_params.get("BODY") == "8BITMIME"
 
 
 _BINARY = (b"From: a@x.example\r\nTo: b@y.example\r\nContent-Transfer-Encoding: binary\r\n\r\n"
