@@ -55,3 +55,12 @@ def test_bench_client_quick() -> None:
     assert "RATIO smtpproto SMTPClient / smtplib:" in output, output
     assert "RATIO smtpproto AsyncSMTPClient / aiosmtplib:" in output, output
     assert "DELAYED" in output, output
+
+
+def test_bench_client_cpu_quick() -> None:
+    # No peer needed (fake in-process sockets); kept with the other benchmarks.
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_client_cpu.py"), "--quick"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240, cwd=BENCHMARKS.parent)
+    output = result.stdout.decode(errors="replace")
+    assert result.returncode == 0, output
+    assert output.count("RATIO smtplib/ours") == 2, output
