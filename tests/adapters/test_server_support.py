@@ -175,6 +175,10 @@ class RunningServer:
                     self._stop = request
                     self._ready.set()
             except BaseException as exc:
+                # trio >= 0.25 wraps what a nursery's task raised in an
+                # ExceptionGroup: report the error itself, as the other backends do.
+                while isinstance(getattr(exc, "exceptions", None), tuple) and len(exc.exceptions) == 1:  # type: ignore[attr-defined]
+                    exc = exc.exceptions[0]  # type: ignore[attr-defined]
                 self._error = exc
                 self._ready.set()
 
