@@ -302,8 +302,8 @@ class RelayHandler(Handler):
             # Abandoned on cancellation (the shutdown grace is over), as asyncio's
             # executor future is: the relay may still finish upstream, and the
             # client, told nothing, sends again (a duplicate, never a loss).
-            return trio.to_thread.run_sync(  # type: ignore[no-any-return, unused-ignore]
-                self._finish, session, envelope, **{_trio_abandon_keyword(trio): True})
+            run_sync: Any = trio.to_thread.run_sync
+            return run_sync(self._finish, session, envelope, **{_trio_abandon_keyword(trio): True})  # type: ignore[no-any-return]
         return self._finish(session, envelope)
 
     def _finish(self, session: Session, envelope: Envelope) -> MessageResult:
