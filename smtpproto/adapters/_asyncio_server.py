@@ -438,26 +438,35 @@ class _SessionProtocol(asyncio.Protocol):
                 return HookFailed(exc)
         return result
 
-    async def _implicit_tls(self) -> None:
-        ctx = self.server.ssl_context
-        transport = self.transport
-        assert ctx is not None and transport is not None
+    async def _handshake(self, ctx: ssl.SSLContext, transport: asyncio.Transport) -> bool:
+        """TLS over ``transport`` (server side), for STARTTLS and implicit TLS
+        alike: True once it holds, with ``self.transport`` the TLS one."""
         try:
             new = await self.loop.start_tls(
                 transport, self, ctx, server_side=True,
                 ssl_handshake_timeout=self.server.tls_handshake_timeout)
         except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
             log.info("TLS handshake with %s failed: %s", transport.get_extra_info("peername"), exc)
-            new = None
+            return False
+        if new is None:
+            return False
+        assert isinstance(new, asyncio.Transport)
+        self.transport = new
+        return True
+
+    async def _implicit_tls(self) -> None:
+        ctx = self.server.ssl_context
+        transport = self.transport
+        assert ctx is not None and transport is not None
+        try:
+            ok = await self._handshake(ctx, transport)
         except asyncio.CancelledError:
             self._finish()  # shutdown: a connection still in its handshake is idle
             raise
         self.task = None
-        if new is None or self.lost:
+        if not ok or self.lost:
             self._finish()
             return
-        assert isinstance(new, asyncio.Transport)
-        self.transport = new
         self._begin()
 
     async def _upgrade(self) -> None:
@@ -478,18 +487,7 @@ class _SessionProtocol(asyncio.Protocol):
         if self.reading_paused:
             self.reading_paused = False
             transport.resume_reading()
-        try:
-            new = await self.loop.start_tls(
-                transport, self, ctx, server_side=True,
-                ssl_handshake_timeout=self.server.tls_handshake_timeout)
-        except (OSError, ssl.SSLError, ConnectionError, asyncio.TimeoutError) as exc:
-            log.info("TLS handshake failed: %s", exc)
-            return False
-        if new is None:
-            return False
-        assert isinstance(new, asyncio.Transport)
-        self.transport = new
-        return True
+        return await self._handshake(ctx, transport)
 
     async def abandon(self) -> None:
         """Shutdown grace is over: stop the session where it stands; the hook

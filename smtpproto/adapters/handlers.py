@@ -7,6 +7,7 @@ the asyncio and trio adapters run it in a worker thread).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import socket
@@ -303,7 +304,7 @@ class RelayHandler(Handler):
             # executor future is: the relay may still finish upstream, and the
             # client, told nothing, sends again (a duplicate, never a loss).
             run_sync: Any = trio.to_thread.run_sync
-            return run_sync(self._finish, session, envelope, **{_trio_abandon_keyword(trio): True})  # type: ignore[no-any-return]
+            return run_sync(self._finish, session, envelope, **{_trio_abandon_keyword(): True})  # type: ignore[no-any-return]
         return self._finish(session, envelope)
 
     def _finish(self, session: Session, envelope: Envelope) -> MessageResult:
@@ -329,9 +330,13 @@ def _in_asyncio() -> bool:
         return False
 
 
-def _trio_abandon_keyword(trio: Any) -> str:
-    """trio 0.23 renamed to_thread.run_sync's ``cancellable`` to ``abandon_on_cancel``."""
+@functools.cache
+def _trio_abandon_keyword() -> str:
+    """trio 0.23 renamed to_thread.run_sync's ``cancellable`` to
+    ``abandon_on_cancel`` (looked up once, not per relayed message)."""
     import inspect
+
+    import trio  # type: ignore[import-untyped, unused-ignore]
 
     params = inspect.signature(trio.to_thread.run_sync).parameters
     return "abandon_on_cancel" if "abandon_on_cancel" in params else "cancellable"
