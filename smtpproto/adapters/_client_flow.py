@@ -438,15 +438,16 @@ def _checked_chunks(chunks: Iterable[bytes], body: str | None) -> Iterator[bytes
     go.  Raising stops the transfer before the offending chunk is written; the
     session then closes without an end of data, so nothing partial is delivered."""
     body = (body or "").upper()
+    seven_bit = body in ("", "7BIT")  # RFC 6152: no BODY parameter means 7BIT
     for chunk in chunks:
         if body != "BINARYMIME" and b"\x00" in chunk:
             raise _UnsendableContent(
                 "the streamed message holds NUL octets, which need BINARYMIME with CHUNKING "
                 "(the server does not offer them); nothing was delivered")
-        if not body and not chunk.isascii():
+        if seven_bit and not chunk.isascii():
             raise _UnsendableContent(
-                "the streamed message holds 8bit octets and the server does not offer 8BITMIME; "
-                "nothing was delivered")
+                "the streamed message holds 8bit octets but went as 7BIT (the server does not offer "
+                "8BITMIME, or BODY=7BIT was given); nothing was delivered")
         yield chunk
 
 

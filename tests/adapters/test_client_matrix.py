@@ -228,6 +228,21 @@ def test_non_seekable_stream_the_server_cannot_take_delivers_nothing(
     assert srv.messages == []
 
 
+def test_non_seekable_stream_declared_7bit_holds_to_it(flavor: str) -> None:
+    """BODY=7BIT given by the caller is kept (not widened to BINARYMIME), and
+    8bit octets found mid-transfer stop it like an undeclared 8bit body."""
+    content = b"From: a@x.example\r\nTo: b@y.example\r\n\r\n" + b"ascii\r\n" * 2000 + "é\r\n".encode()
+    with CoreServer(extensions=["PIPELINING", "8BITMIME", "CHUNKING", "BINARYMIME"]) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, chunk_size=1024, **PLAIN) as client:
+                with pytest.raises(SMTPNotSupportedError, match="8bit octets but went as 7BIT"):
+                    await client.send_message(_Pipe(content), mail_params={"BODY": "7BIT"})
+                assert not client.is_connected
+
+        run_flavor(flavor, scenario)
+    assert srv.messages == []
+
+
 # ----------------------------------------------------------------- recipients
 
 
