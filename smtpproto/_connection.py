@@ -190,6 +190,8 @@ def _parsed_reply(code: int, lines: tuple[str, ...], enhanced: str | None, comma
     _set(reply, "command", command)
     _set(reply, "recipient", recipient)
     return reply
+
+
 _PATHS_OK_MAX = 1024
 _CLIENT_LINES_MAX = 256
 
