@@ -197,9 +197,11 @@ class _SessionProtocol(asyncio.Protocol):
             return
         server._sessions.add(self)
         if server.implicit_tls:
-            # RFC 8314: TLS from the first byte.  Nothing is read until the
-            # handshake owns the transport.
-            transport.pause_reading()
+            # RFC 8314: TLS from the first byte.  The task pauses reading in its
+            # first step, which runs before any read: pausing here would be
+            # undone on Python 3.10, whose transport registers its reader after
+            # connection_made even when paused, and the ClientHello then reached
+            # the TLS protocol before its connection_made, which dropped it.
             self.task = self.loop.create_task(self._implicit_tls())
             return
         self._begin()
@@ -458,6 +460,7 @@ class _SessionProtocol(asyncio.Protocol):
         ctx = self.server.ssl_context
         transport = self.transport
         assert ctx is not None and transport is not None
+        transport.pause_reading()  # until the handshake owns the transport
         try:
             ok = await self._handshake(ctx, transport)
         except asyncio.CancelledError:

@@ -273,6 +273,20 @@ def test_implicit_tls(backend: str) -> None:
     assert handler.sessions[0].tls_active
 
 
+def test_implicit_tls_handshake_at_once(backend: str) -> None:
+    """A client's ClientHello sent the moment it connects is never lost.
+    Python 3.10's asyncio transport ignored a pause made in connection_made,
+    so the hello could reach the TLS protocol before it was ready, and about
+    half of these handshakes hung until the client gave up."""
+    with RunningServer(backend, AuthRecorder(), ssl_context=server_tls_context(), implicit_tls=True) as srv:
+        for _ in range(12):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw:
+                with client_tls_context().wrap_socket(raw, server_hostname="localhost") as tls:
+                    assert tls.recv(1024).startswith(b"220 ")
+                    tls.sendall(b"QUIT\r\n")
+                    assert tls.recv(1024).startswith(b"221 ")
+
+
 def test_require_tls(backend: str) -> None:
     settings = fast_settings(require_tls=True)
     with RunningServer(backend, AuthRecorder(), ssl_context=server_tls_context(), settings=settings) as srv:
