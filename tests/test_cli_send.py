@@ -8,8 +8,10 @@ import io
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -234,6 +236,47 @@ def test_implicit_tls_against_a_plaintext_server() -> None:
             in proc.stderr
     assert elapsed < 5.0
     assert "END MESSAGE" not in srv.out
+
+
+def test_plaintext_against_an_implicit_tls_port() -> None:
+    """No --tls to a port that waits for a ClientHello: no greeting comes.
+    The error says so and names --tls, after --timeout, and the server saw
+    no message."""
+    with serve("--implicit-tls", "--tls-cert", str(CERT), "--tls-key", str(KEY)) as srv:
+        started = time.monotonic()
+        code, out, err = run(["--server", f"127.0.0.1:{srv.port}", "--from", "a@x.example", "--to", "b@y.example",
+                              "--body", "x", "--timeout", "1"])
+        elapsed = time.monotonic() - started
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert err == ("python -m smtpproto send: error: no reply from the server within 1.0 s (waiting for its "
+                   "greeting); if the port expects TLS from the first byte, as 465 does, try --tls\n")
+    assert 0.9 < elapsed < 5.0
+    assert "END MESSAGE" not in srv.out
+
+
+def test_no_tls_hint_after_a_greeting() -> None:
+    """A server that greets and then falls silent is no implicit-TLS port:
+    the timeout names what it waited for, without the --tls hint."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def greet_then_hang() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"220 quiet.example ESMTP\r\n")
+            conn.recv(1024)  # the EHLO, never answered
+            conn.recv(1024)  # until the client gives up
+
+    thread = threading.Thread(target=greet_then_hang, daemon=True)
+    thread.start()
+    try:
+        code, out, err = run(["--server", f"127.0.0.1:{port}", "--from", "a@x.example", "--to", "b@y.example",
+                              "--body", "x", "--timeout", "1"])
+    finally:
+        thread.join(5)
+        listener.close()
+    assert code == 1 and out == ""
+    assert err == "python -m smtpproto send: error: no reply from the server within 1.0 s\n"
 
 
 def test_verbose_bdat_transcript_follows_the_wire() -> None:

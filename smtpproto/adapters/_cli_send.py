@@ -22,6 +22,8 @@ from ._client_flow import (
     SMTPClientError,
     SMTPDataRefused,
     SMTPRecipientsRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
     SMTPTLSError,
     SendResult,
     default_port,
@@ -149,8 +151,11 @@ _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "P
                               "UNKNOWN_PROTOCOL", "HTTP_REQUEST"})
 
 
-def _tls_hint(exc: BaseException, args: argparse.Namespace) -> str:
-    """What to try after a failed TLS handshake ("" for other errors)."""
+def _tls_hint(exc: BaseException, args: argparse.Namespace, greeted: bool = True) -> str:
+    """What to try after a failed TLS handshake, or after a plaintext
+    connection that never saw a greeting ("" for other errors)."""
+    if not greeted and not args.tls and isinstance(exc, (SMTPTimeoutError, SMTPServerDisconnected)):
+        return "; if the port expects TLS from the first byte, as 465 does, try --tls"
     cause = exc.__cause__
     if not isinstance(exc, SMTPTLSError) or not isinstance(cause, ssl.SSLError):
         return ""
@@ -228,7 +233,8 @@ def main_send(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO |
         err.write(f"{PROG}: error: no envelope: {exc}; give --from/--to\n")
         return 1
     except (SMTPClientError, ValueError) as exc:
-        err.write(f"{PROG}: error: {exc}{_tls_hint(exc, args)}\n")
+        greeted = client.session is None or client.session.greeting is not None
+        err.write(f"{PROG}: error: {exc}{_tls_hint(exc, args, greeted)}\n")
         return 1
     finally:
         if not isinstance(message, bytes):

@@ -877,7 +877,16 @@ class ClientSession:
     def handshake(self) -> Flow[Reply]:
         """Greeting, EHLO (HELO fallback), STARTTLS as configured, AUTH when
         credentials were given.  Returns the last EHLO/LHLO/HELO reply."""
-        greeting = yield from self._reply()
+        try:
+            greeting = yield from self._reply()
+        except SMTPTimeoutError as exc:
+            # Said, because a silent server is often one waiting for our TLS
+            # ClientHello (an implicit-TLS port, RFC 8314 §3.3).
+            raise SMTPTimeoutError(f"{exc} (waiting for its greeting)") from exc
+        except SMTPServerDisconnected as exc:
+            if exc.reply is not None:
+                raise
+            raise SMTPServerDisconnected(f"{exc} (before its greeting)") from exc
         self.greeting = greeting
         if greeting.code != 220:
             self._queue_quietly_quit()

@@ -579,9 +579,27 @@ def test_timeout_from_deadline_greeting(flavor: str) -> None:
                 pass
 
         start = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(TimeoutError, match=r"\(waiting for its greeting\)$"):
             run_flavor(flavor, scenario)
         assert time.monotonic() - start < 1.2
+
+
+def test_closed_before_greeting(flavor: str) -> None:
+    """A server that hangs up without a greeting (an implicit-TLS port giving
+    up on us, a refusing filter): the error says when it happened."""
+    from smtpproto.adapters._client_flow import SMTPServerDisconnected
+
+    def script(sock: socket.socket) -> None:
+        pass  # closes at once
+
+    with ScriptedServer(script) as srv:
+        async def scenario(make: Make) -> None:
+            async with make(HOST, srv.port, **PLAIN):
+                pass
+
+        with pytest.raises(SMTPServerDisconnected, match=r"\(before its greeting\)$") as info:
+            run_flavor(flavor, scenario)
+    assert info.value.reply is None
 
 
 def test_timeout_waiting_for_mail_reply(flavor: str) -> None:
