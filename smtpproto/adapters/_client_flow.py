@@ -77,6 +77,8 @@ __all__ = [
     "ClientSession",
     "OutgoingMessage",
     "MessageInput",
+    "BatchItem",
+    "SendOutcome",
     "prepare_message",
     "RecipientStatus",
     "SendResult",
@@ -337,6 +339,12 @@ class SendResult:
 
 #: What ``send_message`` accepts.
 MessageInput = Union[Message, email.message.Message, bytes, bytearray, memoryview, IO[bytes]]
+#: One item of ``send_messages``: a message (its envelope from its header
+#: fields), or ``(message, sender, recipients)`` (None: from the header fields).
+BatchItem = Union[MessageInput, "tuple[MessageInput, str | None, Sequence[str] | str | None]"]
+#: What ``send_messages`` reports per message: the result, or the error that
+#: sending it alone would have raised.
+SendOutcome = Union[SendResult, Exception]
 
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -1109,11 +1117,7 @@ class ClientSession:
         """One mail transaction.  Partial success returns; the message reaching
         nobody raises (sender, recipients or data refused)."""
         self._check_usable()
-        if not recipients:
-            raise ValueError("no recipients (none given and none in the To/Cc/Bcc fields)")
-        if len(recipients) > self.conn.config.max_recipients:
-            raise ValueError(f"{len(recipients)} recipients; at most {self.conn.config.max_recipients} per "
-                             "transaction (Config.max_recipients): split the list")
+        self._check_recipients(recipients)
         if self._need_rset or self.conn.state in _IN_TRANSACTION:
             yield from self._ensure_idle()
         params = self.mail_params(sender, recipients, message, mail_params)
@@ -1135,6 +1139,13 @@ class ClientSession:
         else:
             yield from self._send_data(tx, mail, rcpts, message, pipelining)
         return tx.result()
+
+    def _check_recipients(self, recipients: Sequence[str]) -> None:
+        if not recipients:
+            raise ValueError("no recipients (none given and none in the To/Cc/Bcc fields)")
+        if len(recipients) > self.conn.config.max_recipients:
+            raise ValueError(f"{len(recipients)} recipients; at most {self.conn.config.max_recipients} per "
+                             "transaction (Config.max_recipients): split the list")
 
     def _send_simple(self, sender: str, recipients: Sequence[str], params: dict[str, str | None], mail: Mail,
                      rcpts: Sequence[Rcpt], message: OutgoingMessage) -> Flow[SendResult]:
@@ -1231,6 +1242,164 @@ class ClientSession:
         if isinstance(ev, Reply) and ev.code != 421:
             return ev
         return (yield from self._reply(ev, fresh))
+
+    def send_messages(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> Flow[list[SendOutcome]]:
+        """Many transactions, each message's end of data in one write with the
+        next one's MAIL, RCPT and DATA (RFC 2920 §3.1: "the RSET/MAIL FROM
+        sequence necessary to initiate a new message transaction can be placed
+        in the same group as the final transfer of the headers and body of the
+        previous message"): one round trip per message instead of two.
+
+        Returns one outcome per item taken from ``items``, in order: the
+        :class:`SendResult`, or the exception :meth:`send_mail` would have
+        raised for that message alone.  When the connection is lost, the
+        messages whose fate is unknown get that error and no further item is
+        taken, so an iterator can be resumed on a new connection.  Messages
+        that cannot be grouped this way (streamed, BDAT, LMTP, no PIPELINING,
+        a transcript or a recording) are sent one after the other.
+        """
+        self._check_usable()
+        outcomes: list[SendOutcome | None] = []
+        batch = _Batch()
+        opts = self.options
+        grouped = (opts.pipelining and self.conn.pipelining and not (opts.chunking and self.conn.extensions.chunking)
+                   and not opts.lmtp and opts.transcript is None and self._tap is None)
+        try:
+            for item in items:
+                index = len(outcomes)
+                outcomes.append(None)
+                try:
+                    message, sender, recipients = item if isinstance(item, tuple) else (item, None, None)
+                    sender, env_rcpts, outgoing = prepare_message(message, sender, recipients, chunk_size=opts.chunk_size)
+                    self._check_recipients(env_rcpts)
+                    params = self.mail_params(sender, env_rcpts, outgoing, mail_params)
+                    if self._need_rset or self.conn.state in _IN_TRANSACTION:
+                        yield from self._settle(batch, outcomes)
+                        yield from self._ensure_idle()
+                    if grouped and outgoing.whole is not None:
+                        mail = self._event(Mail, "reverse_path", sender, params)
+                        extra = dict(rcpt_params or {})
+                        rcpts = [self._event(Rcpt, "forward_path", r, extra) for r in env_rcpts]
+                        outcomes[index] = yield from self._send_grouped(
+                            batch, outcomes, index, sender, env_rcpts, params, mail, rcpts, outgoing)
+                    else:
+                        yield from self._settle(batch, outcomes)
+                        outcomes[index] = yield from self.send_mail(
+                            sender, env_rcpts, outgoing, mail_params=params, rcpt_params=rcpt_params)
+                except (SMTPClientError, ValueError, TypeError) as exc:
+                    # This message's own failure; the connection's, when the
+                    # session can no longer go on (then for every message
+                    # still waiting for its reply).
+                    outcomes[index] = exc
+                    if not self.usable:
+                        raise
+                    continue
+            yield from self._settle(batch, outcomes)
+        except (SMTPClientError, ValueError) as exc:
+            if self.usable:
+                raise  # pragma: no cover - every error that leaves the session usable is an outcome
+            batch.tail = b""  # content never written, if any: that message was not sent
+            yield from self._break()  # closed, as after any error that ends a session
+            for i, outcome in enumerate(outcomes):
+                if outcome is None:
+                    outcomes[i] = exc
+        return [o for o in outcomes if o is not None]
+
+    def _send_grouped(self, batch: "_Batch", outcomes: list[SendOutcome | None], index: int, sender: str,
+                      recipients: list[str], params: dict[str, str | None], mail: Mail, rcpts: Sequence[Rcpt],
+                      message: OutgoingMessage) -> Flow[SendOutcome | None]:
+        """One message of :meth:`send_messages`: its envelope goes out behind
+        the previous message's content; its own content waits in ``batch`` for
+        the next group.  Returns its outcome, or None while its final reply is
+        to come."""
+        content = message.whole
+        assert content is not None
+        conn = self.conn
+        if not batch.tail and conn.more_input_buffered and not conn.pending:
+            self._unsolicited()
+        send = conn.send
+        out = send(mail)  # refused by the core: nothing of this message committed
+        try:
+            for rcpt in rcpts:
+                out += send(rcpt)
+            out += send(Data())
+        except LocalProtocolError as exc:
+            self._refused_locally(exc, True)  # MAIL committed and not sent: broken
+            raise
+        timeout = batch.timeout if batch.tail else self._timeout()
+        out, batch.tail = batch.tail + out, b""
+        try:
+            yield Write(out, timeout)
+        except SMTPClientError as exc:
+            conn.send_failed()
+            yield from self._break()
+            raise exc
+        yield from self._settle(batch, outcomes)  # the previous message's final reply
+        replies: list[Reply] = []
+        for _ in range(len(rcpts) + 2):
+            try:
+                ev: NextEvent | RemoteProtocolError = conn.next_event()
+            except RemoteProtocolError as exc:
+                ev = exc
+            if not isinstance(ev, Reply) or ev.code == 421:
+                ev = yield from self._simple_reply(ev)
+            replies.append(ev)
+        data_reply = replies.pop()
+        if replies[0].code != 250 or data_reply.code != 354 or any(r.code >= 400 for r in replies):
+            tx = _Transaction(sender, list(recipients), params)
+            tx.mail_reply = replies[0]
+            for rcpt, reply in zip(rcpts, replies[1:]):
+                tx.rcpt_replies[rcpt.forward_path] = reply
+            yield from self._send_content(tx, data_reply, message)
+            return tx.result()
+        try:
+            tail = send(MessageData(data=content))
+        except Exception:
+            yield from self._break()  # refused by the bare-newline policy: mid-content
+            raise
+        batch.timeout = self._timeout()  # RFC 5321 §4.5.3.2.5: the data block timeout
+        try:
+            tail += send(EndOfMessage())
+        except LocalProtocolError as exc:
+            self._refused_locally(exc, True)
+            raise
+        batch.tail = tail
+        batch.waiting = (index, sender, recipients, params, len(content))
+        return None
+
+    def _settle(self, batch: "_Batch", outcomes: list[SendOutcome | None]) -> Flow[None]:
+        """Write what :meth:`_send_grouped` left waiting, if anything, and read
+        the final reply of the message still owed one."""
+        if batch.tail:
+            out, batch.tail = batch.tail, b""
+            try:
+                yield Write(out, batch.timeout)
+            except SMTPClientError as exc:
+                self.conn.send_failed()
+                yield from self._break()
+                raise exc
+        if batch.waiting is None:
+            return
+        index, sender, recipients, params, size = batch.waiting
+        try:
+            ev: NextEvent | RemoteProtocolError = self.conn.next_event()
+        except RemoteProtocolError as exc:
+            ev = exc
+        if not isinstance(ev, Reply) or ev.code == 421:
+            ev = yield from self._simple_reply(ev)
+        batch.waiting = None
+        if ev.code >= 400:
+            outcomes[index] = SMTPDataRefused(ev, {a: RecipientStatus.from_reply(a, ev) for a in recipients})
+        else:
+            text = " ".join(ev.lines)
+            statuses = {a: RecipientStatus(a, ev.code, text, ev.enhanced_status) for a in recipients}
+            outcomes[index] = SendResult(sender, statuses, ev, size, "DATA", dict(params))
 
     def _event(self, cls: type[_PathEvent], name: str, path: str, params: dict[str, str | None]) -> _PathEvent:
         """``cls(name=path, params=params)``, checked by its constructor once and
@@ -1444,6 +1613,17 @@ class ClientSession:
         else:
             tx.final_reply = yield from self._reply()
         tx.raise_data_failure()
+
+
+@dataclass
+class _Batch:
+    """What :meth:`ClientSession.send_messages` carries from one group to the
+    next: the last message's content and end of data, not yet written, and
+    the message whose final reply is still owed."""
+
+    tail: bytes = b""
+    timeout: float = 0.0
+    waiting: tuple[int, str, list[str], dict[str, str | None], int] | None = None
 
 
 @dataclass

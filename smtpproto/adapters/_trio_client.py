@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TypeVar
 
@@ -26,8 +26,10 @@ from ._client_flow import (
     ClientSession,
     Close,
     Flow,
+    BatchItem,
     MessageInput,
     Read,
+    SendOutcome,
     SendResult,
     SMTPClientError,
     SMTPConnectError,
@@ -249,6 +251,30 @@ class TrioSMTPClient(ClientBase):
             message, sender, recipients, chunk_size=session.options.chunk_size)
         return await self._run(session.send_mail(
             env_sender, env_rcpts, outgoing, mail_params=mail_params, rcpt_params=rcpt_params))
+
+    async def send_messages(
+        self,
+        messages: Iterable[BatchItem],
+        *,
+        mail_params: dict[str, str | None] | None = None,
+        rcpt_params: dict[str, str | None] | None = None,
+    ) -> list[SendOutcome]:
+        """Send many messages on this connection, each one's end of data in one
+        write with the next one's MAIL, RCPT and DATA (RFC 2920 §3.1): with
+        PIPELINING, one round trip per message instead of two.
+
+        Each item is a message (its envelope from its header fields) or a
+        ``(message, sender, recipients)`` tuple (None: from the header fields).
+        Returns one outcome per item taken, in order: the :class:`SendResult`,
+        or the exception that :meth:`send_message` would have raised for that
+        message alone (a refusal is not fatal to the others).  When the
+        connection is lost, the messages whose fate is unknown get that error
+        and no further item is taken from ``messages``, so an iterator can be
+        resumed on a new connection.  One item is taken ahead of the one being
+        sent.
+        """
+        return await self._run(self._session().send_messages(
+            messages, mail_params=mail_params, rcpt_params=rcpt_params))
 
     async def noop(self) -> Reply:
         return await self._run(self._session().noop())
