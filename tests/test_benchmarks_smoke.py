@@ -54,6 +54,7 @@ def test_bench_client_quick() -> None:
     assert "Python " in output and "shared machine" in output
     assert "RATIO smtpproto SMTPClient / smtplib:" in output, output
     assert "RATIO smtpproto AsyncSMTPClient / aiosmtplib:" in output, output
+    assert output.count("RATIO   same, send_messages / smtplib:") == 4, output  # (a) twice, (b), (d)
     assert "DELAYED" in output, output
 
 

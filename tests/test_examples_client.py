@@ -45,10 +45,17 @@ def test_bulk_sender_pipelining() -> None:
     with CoreServer(extensions=["PIPELINING", "8BITMIME"]) as srv:
         proc = run_example("bulk_sender_pipelining.py", f"127.0.0.1:{srv.port}", "50")
     assert proc.returncode == 0, proc.stderr
-    assert "server offers PIPELINING: True" in proc.stdout
-    assert "sent 50/50 messages to 5 recipients each" in proc.stdout
-    assert "round trips per message: 2.00" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "server offers PIPELINING: True"
+    assert lines[1].startswith("send_message : 25 messages in ") and lines[1].endswith(
+        "round trips per message: 2.00")
+    # The last message's final reply is one more read: 26 for 25 messages.
+    assert lines[2].startswith("send_messages: 25 messages in ") and lines[2].endswith(
+        "round trips per message: 1.04")
+    assert lines[3] == "sent 50/50 messages to 5 recipients each"
     assert len(srv.messages) == 50 and all(len(m.recipients) == 5 for m in srv.messages)
+    assert [m.content.split(b"Subject: Newsletter #", 1)[1].split(b"\r\n", 1)[0] for m in srv.messages] == \
+        [str(n).encode() for n in range(50)]
 
 
 def test_in_memory_session() -> None:
