@@ -1277,6 +1277,10 @@ class ClientSession:
                 try:
                     message, sender, recipients = item if isinstance(item, tuple) else (item, None, None)
                     sender, env_rcpts, outgoing = prepare_message(message, sender, recipients, chunk_size=opts.chunk_size)
+                except (ValueError, TypeError, OSError) as exc:  # no envelope, not a message, unreadable: nothing sent
+                    outcomes[index] = exc
+                    continue
+                try:
                     self._check_recipients(env_rcpts)
                     params = self.mail_params(sender, env_rcpts, outgoing, mail_params)
                     if self._need_rset or self.conn.state in _IN_TRANSACTION:
@@ -1292,7 +1296,7 @@ class ClientSession:
                         yield from self._settle(batch, outcomes)
                         outcomes[index] = yield from self.send_mail(
                             sender, env_rcpts, outgoing, mail_params=params, rcpt_params=rcpt_params)
-                except (SMTPClientError, ValueError, TypeError) as exc:
+                except (SMTPClientError, ValueError) as exc:
                     # This message's own failure; the connection's, when the
                     # session can no longer go on (then for every message
                     # still waiting for its reply).
@@ -1309,6 +1313,12 @@ class ClientSession:
             for i, outcome in enumerate(outcomes):
                 if outcome is None:
                     outcomes[i] = exc
+        except Exception:
+            # Not an outcome (a bug, an iterator that raised): a message may be
+            # committed in the core and not on the wire, so the session ends.
+            batch.tail = b""
+            yield from self._break()
+            raise
         return [o for o in outcomes if o is not None]
 
     def _send_grouped(self, batch: "_Batch", outcomes: list[SendOutcome | None], index: int, sender: str,
