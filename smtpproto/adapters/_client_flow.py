@@ -1306,10 +1306,11 @@ class ClientSession:
                     continue
             yield from self._settle(batch, outcomes)
         except (SMTPClientError, ValueError) as exc:
-            if self.usable:
-                raise  # pragma: no cover - every error that leaves the session usable is an outcome
+            lost = not self.usable  # the connection failed; else the iterable raised
             batch.tail = b""  # content never written, if any: that message was not sent
             yield from self._break()  # closed, as after any error that ends a session
+            if not lost:
+                raise
             for i, outcome in enumerate(outcomes):
                 if outcome is None:
                     outcomes[i] = exc
