@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from test_client_support import (  # noqa: E402
     FLAVORS,
     IO_TIMEOUT,
-    BlockingShim,
     CoreServer,
     ScriptedServer,
     aiosmtpd_server,
@@ -59,9 +58,7 @@ ENVELOPE_OK = b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n"
 
 
 async def send_batch(client: Any, items: Any, **kwargs: Any) -> list[Any]:
-    """``send_messages`` on any facade (the blocking shim has no async one)."""
-    if isinstance(client, BlockingShim):
-        return list(client.client.send_messages(items, **kwargs))
+    """``send_messages`` on any facade, as a list."""
     return list(await client.send_messages(items, **kwargs))
 
 

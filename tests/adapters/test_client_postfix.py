@@ -143,6 +143,30 @@ def test_smtp_sink_byte_exact_and_pipelined(flavor: str, smtp_sink: tuple[int, P
     assert lines[i + 1 : i + 4] == ["C: RCPT TO:<bob@y.example>", "C: RCPT TO:<carol@y.example>", "C: DATA"]
 
 
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_smtp_sink_send_messages_grouped(flavor: str, smtp_sink: tuple[int, Path]) -> None:
+    """send_messages against a real server: each end of data goes in one write
+    with the next envelope (RFC 2920 §3.1), smtp-sink takes every message
+    byte-exact, one round trip per message."""
+    port, dump = smtp_sink
+    count = 30
+    messages = [MESSAGE.replace(b"Subject: interop", b"Subject: batch %02d" % i)
+                + b".a dotted line %d\r\n" % i for i in range(count)]
+
+    async def scenario(make: Make) -> Any:
+        async with make("127.0.0.1", port, starttls="never", timeout=20) as client:
+            assert client.extensions.pipelining and not client.extensions.chunking
+            before = client.session.round_trips
+            outcomes = await client.send_messages((m, "alice@x.example", ["bob@y.example"]) for m in messages)
+            return outcomes, client.session.round_trips - before
+
+    outcomes, trips = run_flavor(flavor, scenario)
+    assert [type(o).__name__ for o in outcomes] == ["SendResult"] * count and all(o.ok for o in outcomes)
+    assert trips == count + 1  # the first envelope, then one per message
+    bodies = sorted(_sink_content(d)[1] for d in _sink_messages(dump, count))
+    assert bodies == sorted(m.replace(b"\r\n", b"\n") for m in messages)
+
+
 # ------------------------------------------------------------------ full Postfix
 
 
@@ -275,3 +299,36 @@ def test_full_postfix_starttls_chunking_smtputf8(flavor: str, postfix: tuple[int
     assert _without_trace(got8.content) == utf8 and got8.smtp_utf8
     gotbig = _relayed(handler, b"big " + tag)
     assert _without_trace(gotbig.content) == big.read_bytes()
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_full_postfix_send_messages_grouped(flavor: str, postfix: tuple[int, Cert, RecordingHandler]) -> None:
+    """A real Postfix smtpd takes the next MAIL in the same group as the end of
+    data (RFC 2920 §3.1): a batch over STARTTLS with CHUNKING turned off on our
+    side, a refused recipient in the middle, every other message relayed
+    byte-exact."""
+    port, cert, handler = postfix
+    tag = f"{flavor}-{time.monotonic_ns()}".encode()
+    messages = [MESSAGE.replace(b"Subject: interop", b"Subject: grouped %d " % i + tag) for i in range(6)]
+    rcpts = [["bob@y.example"]] * 6
+    rcpts[3] = ["refused@y.example"]
+
+    async def scenario(make: Make) -> Any:
+        async with make("127.0.0.1", port, starttls="required", ssl_context=cert.client_context(),
+                        server_hostname="localhost", timeout=30, chunking=False) as client:
+            assert client.tls_active and client.extensions.pipelining
+            before = client.session.round_trips
+            outcomes = await client.send_messages(zip(messages, [None] * 6, rcpts))
+            return outcomes, client.session.round_trips - before
+
+    outcomes, trips = run_flavor(flavor, scenario)
+    assert [type(o).__name__ for o in outcomes] == ["SendResult"] * 3 + ["SMTPRecipientsRefused"] + ["SendResult"] * 2
+    assert all(o.ok and o.body == "DATA" for i, o in enumerate(outcomes) if i != 3)
+    assert outcomes[3].recipients["refused@y.example"].code == 554
+    assert trips <= len(messages) + 3  # one per message, plus the refused one's ending
+    for i, m in enumerate(messages):
+        if i == 3:
+            continue
+        got = _relayed(handler, b"grouped %d " % i + tag)
+        assert _without_trace(got.content) == m and got.rcpt_tos == ["bob@y.example"]
+    assert not any(b"grouped 3 " + tag in m.content for m in handler.messages)

@@ -463,6 +463,9 @@ class BlockingShim:
     async def send_message(self, *args: Any, **kwargs: Any) -> Any:
         return self.client.send_message(*args, **kwargs)
 
+    async def send_messages(self, *args: Any, **kwargs: Any) -> Any:
+        return self.client.send_messages(*args, **kwargs)
+
     async def noop(self) -> Any:
         return self.client.noop()
 
