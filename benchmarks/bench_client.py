@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import re
@@ -52,7 +53,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,34 +369,25 @@ def run_ours_trio(port: int, message: bytes, count: int) -> None:
 
 def run_floor(port: int, message: bytes, count: int) -> None:
     """Not an SMTP client: the least a pipelining client that waits for each
-    final reply before the next MAIL must do on the wire.  One blocking socket; per message one write of MAIL, RCPT and DATA, a read
-    until three final replies, one write of the content (dot-stuffed once, up
-    front) and the end of data, a read of the final reply.  No parsing beyond
-    counting reply lines, no checks, no message handling."""
+    final reply before the next MAIL must do on the wire.  One blocking
+    socket; per message one write of MAIL, RCPT and DATA, a read until three
+    final replies, one write of the content (dot-stuffed once, up front) and
+    the end of data, a read of the final reply.  No parsing beyond counting
+    reply lines, no checks, no message handling."""
     envelope, content = _canned(message)
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _replies(sock, 1)
-        sock.sendall(f"EHLO {HELO}\r\n".encode())
-        _replies(sock, 1)
+    with _floor_session(port) as sock:
         for _ in range(count):
             sock.sendall(envelope)
             _replies(sock, 3)
             sock.sendall(content)
             _replies(sock, 1)
-        sock.sendall(b"QUIT\r\n")
-        _replies(sock, 1)
 
 
 def run_floor_grouped(port: int, message: bytes, count: int) -> None:
     """``run_floor`` with each content and end of data written together with
     the next message's MAIL, RCPT and DATA: one round trip per message."""
     envelope, content = _canned(message)
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _replies(sock, 1)
-        sock.sendall(f"EHLO {HELO}\r\n".encode())
-        _replies(sock, 1)
+    with _floor_session(port) as sock:
         sock.sendall(envelope)
         _replies(sock, 3)
         for _ in range(count - 1):
@@ -403,6 +395,17 @@ def run_floor_grouped(port: int, message: bytes, count: int) -> None:
             _replies(sock, 4)
         sock.sendall(content)
         _replies(sock, 1)
+
+
+@contextlib.contextmanager
+def _floor_session(port: int) -> Iterator[socket.socket]:
+    """A floor's connection: greeting and EHLO before, QUIT after."""
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        _replies(sock, 1)
+        sock.sendall(f"EHLO {HELO}\r\n".encode())
+        _replies(sock, 1)
+        yield sock
         sock.sendall(b"QUIT\r\n")
         _replies(sock, 1)
 

@@ -421,20 +421,9 @@ class AsyncSMTPClient(ClientBase):
         mail_params: dict[str, str | None] | None = None,
         rcpt_params: dict[str, str | None] | None = None,
     ) -> list[SendOutcome]:
-        """Send many messages on this connection, each one's end of data in one
-        write with the next one's MAIL, RCPT and DATA (RFC 2920 §3.1): with
-        PIPELINING, one round trip per message instead of two.
-
-        Each item is a message (its envelope from its header fields) or a
-        ``(message, sender, recipients)`` tuple (None: from the header fields).
-        Returns one outcome per item taken, in order: the :class:`SendResult`,
-        or the exception that :meth:`send_message` would have raised for that
-        message alone (a refusal is not fatal to the others).  When the
-        connection is lost, the messages whose fate is unknown get that error
-        and no further item is taken from ``messages``, so an iterator can be
-        resumed on a new connection.  One item is taken ahead of the one being
-        sent.
-        """
+        """:meth:`SMTPClient.send_messages <smtpproto.adapters.sockets.SMTPClient.send_messages>`,
+        awaited: many messages, one round trip each with PIPELINING, one
+        outcome per message (a :class:`SendResult` or the exception)."""
         return await self._run(self._session().send_messages(
             messages, mail_params=mail_params, rcpt_params=rcpt_params))
 

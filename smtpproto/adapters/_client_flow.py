@@ -1173,24 +1173,9 @@ class ClientSession:
             conn.send_failed()
             yield from self._break()
             raise exc
-        next_event = conn.next_event
-        replies: list[Reply] = []
-        for _ in range(len(rcpts) + 2):
-            try:
-                ev: NextEvent | RemoteProtocolError = next_event()
-            except RemoteProtocolError as exc:
-                ev = exc
-            if not isinstance(ev, Reply) or ev.code == 421:
-                ev = yield from self._simple_reply(ev)
-            replies.append(ev)
-        data_reply = replies.pop()
-        if replies[0].code != 250 or data_reply.code != 354 or any(r.code >= 400 for r in replies):
-            tx = _Transaction(sender, list(recipients), params)
-            tx.mail_reply = replies[0]
-            for rcpt, reply in zip(rcpts, replies[1:]):
-                tx.rcpt_replies[rcpt.forward_path] = reply
-            yield from self._send_content(tx, data_reply, message)
-            return tx.result()
+        refused = yield from self._group_replies(sender, recipients, params, rcpts, message)
+        if refused is not None:
+            return refused
         try:
             out = send(MessageData(data=content))
         except Exception:
@@ -1209,17 +1194,51 @@ class ClientSession:
             conn.send_failed()
             yield from self._break()
             raise exc
+        outcome = yield from self._simple_final(sender, recipients, params, len(content))
+        if isinstance(outcome, SMTPDataRefused):
+            raise outcome
+        return outcome
+
+    def _simple_final(self, sender: str, recipients: Sequence[str], params: dict[str, str | None],
+                      size: int) -> Flow[SendResult | SMTPDataRefused]:
+        """The final reply to content that _send_simple or _send_grouped sent
+        with DATA, as the result or the refusal."""
         try:
-            ev = next_event()
+            ev: NextEvent | RemoteProtocolError = self.conn.next_event()
         except RemoteProtocolError as exc:
             ev = exc
         if not isinstance(ev, Reply) or ev.code == 421:
             ev = yield from self._simple_reply(ev)
         if ev.code >= 400:
-            raise SMTPDataRefused(ev, {a: RecipientStatus.from_reply(a, ev) for a in recipients})
+            return SMTPDataRefused(ev, {a: RecipientStatus.from_reply(a, ev) for a in recipients})
         text = " ".join(ev.lines)
         statuses = {a: RecipientStatus(a, ev.code, text, ev.enhanced_status) for a in recipients}
-        return SendResult(sender, statuses, ev, len(content), "DATA", dict(params))
+        return SendResult(sender, statuses, ev, size, "DATA", dict(params))
+
+    def _group_replies(self, sender: str, recipients: Sequence[str], params: dict[str, str | None],
+                       rcpts: Sequence[Rcpt], message: OutgoingMessage) -> Flow[SendResult | None]:
+        """The replies to MAIL, every RCPT and DATA sent as one group.  None
+        when all said yes (the content may go); otherwise the general code
+        finishes the transaction and its result (or refusal) comes back."""
+        next_event = self.conn.next_event
+        replies: list[Reply] = []
+        for _ in range(len(rcpts) + 2):
+            try:
+                ev: NextEvent | RemoteProtocolError = next_event()
+            except RemoteProtocolError as exc:
+                ev = exc
+            if not isinstance(ev, Reply) or ev.code == 421:
+                ev = yield from self._simple_reply(ev)
+            replies.append(ev)
+        data_reply = replies.pop()
+        if replies[0].code == 250 and data_reply.code == 354 and all(r.code < 400 for r in replies):
+            return None
+        tx = _Transaction(sender, list(recipients), params)
+        tx.mail_reply = replies[0]
+        for rcpt, reply in zip(rcpts, replies[1:]):
+            tx.rcpt_replies[rcpt.forward_path] = reply
+        yield from self._send_content(tx, data_reply, message)
+        return tx.result()
 
     def _simple_reply(self, ev: NextEvent | RemoteProtocolError) -> Flow[Reply]:
         """_reply for _send_simple, given what next_event() gave: the common
@@ -1352,23 +1371,9 @@ class ClientSession:
             yield from self._break()
             raise exc
         yield from self._settle(batch, outcomes)  # the previous message's final reply
-        replies: list[Reply] = []
-        for _ in range(len(rcpts) + 2):
-            try:
-                ev: NextEvent | RemoteProtocolError = conn.next_event()
-            except RemoteProtocolError as exc:
-                ev = exc
-            if not isinstance(ev, Reply) or ev.code == 421:
-                ev = yield from self._simple_reply(ev)
-            replies.append(ev)
-        data_reply = replies.pop()
-        if replies[0].code != 250 or data_reply.code != 354 or any(r.code >= 400 for r in replies):
-            tx = _Transaction(sender, list(recipients), params)
-            tx.mail_reply = replies[0]
-            for rcpt, reply in zip(rcpts, replies[1:]):
-                tx.rcpt_replies[rcpt.forward_path] = reply
-            yield from self._send_content(tx, data_reply, message)
-            return tx.result()
+        refused = yield from self._group_replies(sender, recipients, params, rcpts, message)
+        if refused is not None:
+            return refused
         try:
             tail = send(MessageData(data=content))
         except Exception:
@@ -1398,19 +1403,8 @@ class ClientSession:
         if batch.waiting is None:
             return
         index, sender, recipients, params, size = batch.waiting
-        try:
-            ev: NextEvent | RemoteProtocolError = self.conn.next_event()
-        except RemoteProtocolError as exc:
-            ev = exc
-        if not isinstance(ev, Reply) or ev.code == 421:
-            ev = yield from self._simple_reply(ev)
+        outcomes[index] = yield from self._simple_final(sender, recipients, params, size)
         batch.waiting = None
-        if ev.code >= 400:
-            outcomes[index] = SMTPDataRefused(ev, {a: RecipientStatus.from_reply(a, ev) for a in recipients})
-        else:
-            text = " ".join(ev.lines)
-            statuses = {a: RecipientStatus(a, ev.code, text, ev.enhanced_status) for a in recipients}
-            outcomes[index] = SendResult(sender, statuses, ev, size, "DATA", dict(params))
 
     def _event(self, cls: type[_PathEvent], name: str, path: str, params: dict[str, str | None]) -> _PathEvent:
         """``cls(name=path, params=params)``, checked by its constructor once and
