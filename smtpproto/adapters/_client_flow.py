@@ -806,8 +806,13 @@ class ClientSession:
         data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out = []
         self._record_write()
+        yield from self._write(data, self._timeout() if timeout is None else timeout)
+
+    def _write(self, data: bytes, timeout: float) -> Flow[None]:
+        """Write ``data``; a failed write breaks the session (the caller's
+        error is the adapter's, raised again)."""
         try:
-            yield Write(data, self._timeout() if timeout is None else timeout)
+            yield Write(data, timeout)
         except SMTPClientError as exc:
             self.conn.send_failed()
             yield from self._break()
@@ -1150,8 +1155,9 @@ class ClientSession:
     def _send_simple(self, sender: str, recipients: Sequence[str], params: dict[str, str | None], mail: Mail,
                      rcpts: Sequence[Rcpt], message: OutgoingMessage) -> Flow[SendResult]:
         """What _send_data does with PIPELINING, for SMTP, content in one piece
-        and nothing recorded or logged, in one layer: most messages go this way.
-        Anything but full success goes on in the general code."""
+        and nothing recorded or logged, without the general code's queue:
+        most messages go this way.  Anything but full success goes on in the
+        general code."""
         content = message.whole
         assert content is not None
         conn = self.conn
@@ -1167,37 +1173,34 @@ class ClientSession:
         except LocalProtocolError as exc:
             self._refused_locally(exc, False)
             raise
-        try:
-            yield Write(out, self._timeout())
-        except SMTPClientError as exc:
-            conn.send_failed()
-            yield from self._break()
-            raise exc
+        yield from self._write(out, self._timeout())
         refused = yield from self._group_replies(sender, recipients, params, rcpts, message)
         if refused is not None:
             return refused
+        out, block = yield from self._whole_content(content)
+        yield from self._write(out, block)
+        outcome = yield from self._simple_final(sender, recipients, params, len(content))
+        if isinstance(outcome, SMTPDataRefused):
+            raise outcome
+        return outcome
+
+    def _whole_content(self, content: bytes) -> Flow[tuple[bytes, float]]:
+        """The bytes of ``content`` and its end of data, after a 354, with the
+        data block timeout for writing them (RFC 5321 §4.5.3.2.5)."""
+        send = self.conn.send
         try:
             out = send(MessageData(data=content))
         except Exception:
             # Refused by the bare-newline policy: the session is mid-content.
             yield from self._break()
             raise
-        block = self._timeout()  # RFC 5321 §4.5.3.2.5: the data block timeout
+        block = self._timeout()
         try:
             out += send(EndOfMessage())
         except LocalProtocolError as exc:
             self._refused_locally(exc, bool(out))
             raise
-        try:
-            yield Write(out, block)
-        except SMTPClientError as exc:
-            conn.send_failed()
-            yield from self._break()
-            raise exc
-        outcome = yield from self._simple_final(sender, recipients, params, len(content))
-        if isinstance(outcome, SMTPDataRefused):
-            raise outcome
-        return outcome
+        return out, block
 
     def _simple_final(self, sender: str, recipients: Sequence[str], params: dict[str, str | None],
                       size: int) -> Flow[SendResult | SMTPDataRefused]:
@@ -1289,6 +1292,7 @@ class ClientSession:
         opts = self.options
         grouped = (opts.pipelining and self.conn.pipelining and not (opts.chunking and self.conn.extensions.chunking)
                    and not opts.lmtp and opts.transcript is None and self._tap is None)
+        extra = dict(rcpt_params or {})
         try:
             for item in items:
                 index = len(outcomes)
@@ -1307,7 +1311,6 @@ class ClientSession:
                         yield from self._ensure_idle()
                     if grouped and outgoing.whole is not None:
                         mail = self._event(Mail, "reverse_path", sender, params)
-                        extra = dict(rcpt_params or {})
                         rcpts = [self._event(Rcpt, "forward_path", r, extra) for r in env_rcpts]
                         outcomes[index] = yield from self._send_grouped(
                             batch, outcomes, index, sender, env_rcpts, params, mail, rcpts, outgoing)
@@ -1324,21 +1327,19 @@ class ClientSession:
                         raise
                     continue
             yield from self._settle(batch, outcomes)
-        except (SMTPClientError, ValueError) as exc:
-            lost = not self.usable  # the connection failed; else the iterable raised
-            batch.tail = b""  # content never written, if any: that message was not sent
-            yield from self._break()  # closed, as after any error that ends a session
+        except Exception as exc:
+            # The connection failed (the session is no longer usable), or the
+            # iterable raised: either way a message may be committed in the
+            # core and not on the wire (content never written was not sent),
+            # so the session ends.
+            lost = isinstance(exc, (SMTPClientError, ValueError)) and not self.usable
+            batch.tail = b""
+            yield from self._break()
             if not lost:
                 raise
             for i, outcome in enumerate(outcomes):
                 if outcome is None:
                     outcomes[i] = exc
-        except Exception:
-            # Not an outcome (a bug, an iterator that raised): a message may be
-            # committed in the core and not on the wire, so the session ends.
-            batch.tail = b""
-            yield from self._break()
-            raise
         return [o for o in outcomes if o is not None]
 
     def _send_grouped(self, batch: "_Batch", outcomes: list[SendOutcome | None], index: int, sender: str,
@@ -1364,28 +1365,12 @@ class ClientSession:
             raise
         timeout = batch.timeout if batch.tail else self._timeout()
         out, batch.tail = batch.tail + out, b""
-        try:
-            yield Write(out, timeout)
-        except SMTPClientError as exc:
-            conn.send_failed()
-            yield from self._break()
-            raise exc
+        yield from self._write(out, timeout)
         yield from self._settle(batch, outcomes)  # the previous message's final reply
         refused = yield from self._group_replies(sender, recipients, params, rcpts, message)
         if refused is not None:
             return refused
-        try:
-            tail = send(MessageData(data=content))
-        except Exception:
-            yield from self._break()  # refused by the bare-newline policy: mid-content
-            raise
-        batch.timeout = self._timeout()  # RFC 5321 §4.5.3.2.5: the data block timeout
-        try:
-            tail += send(EndOfMessage())
-        except LocalProtocolError as exc:
-            self._refused_locally(exc, True)
-            raise
-        batch.tail = tail
+        batch.tail, batch.timeout = yield from self._whole_content(content)
         batch.waiting = (index, sender, recipients, params, len(content))
         return None
 
@@ -1394,12 +1379,7 @@ class ClientSession:
         the final reply of the message still owed one."""
         if batch.tail:
             out, batch.tail = batch.tail, b""
-            try:
-                yield Write(out, batch.timeout)
-            except SMTPClientError as exc:
-                self.conn.send_failed()
-                yield from self._break()
-                raise exc
+            yield from self._write(out, batch.timeout)
         if batch.waiting is None:
             return
         index, sender, recipients, params, size = batch.waiting
