@@ -691,7 +691,8 @@ class BuiltMessage:
     """A message made by the codec's builder from generated values (see
     :func:`built_messages`).  ``data`` holds its bytes; the other fields hold
     what went in, so they are what a parser must give back: the subject (less
-    leading and trailing white space), the text and HTML with every line
+    leading and trailing SP and HTAB, RFC 5322's WSP; U+00A0 and other Unicode
+    spaces are text), the text and HTML with every line
     ending made CRLF, each attachment's bytes and filename."""
 
     data: bytes
