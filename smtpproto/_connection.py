@@ -52,7 +52,7 @@ from ._readers import CommandProblem, DataReader, decode_sasl, parse_command
 from ._receivebuffer import ReceiveBuffer
 from ._events import split_enhanced
 from ._replies import format_reply, parse_reply_line
-from ._state import ALLOWED, GROUP_ENDERS, Greeting, State, next_state
+from ._state import ALLOWED, GROUP_ENDERS, TRANSITIONS, Greeting, State, next_state
 from ._syntax import AddressLimits, SyntaxProblem, check_domain_or_literal, check_mailbox
 from ._writers import DataWriter, format_auth_response, format_command
 from .proxy import ProxyHeader, ProxyProtocolError, parse_proxy_header
@@ -192,6 +192,29 @@ def _parsed_reply(code: int, lines: tuple[str, ...], enhanced: str | None, comma
     return reply
 
 
+_KeptReplies = dict[tuple[int, tuple[str, ...], Union[str, None], int], Reply]
+_KEPT_REPLIES_MAX = 64
+
+
+def _kept_reply(kept: _KeptReplies, code: int, lines: tuple[str, ...], enhanced: str | None,
+                command: Event) -> Reply:
+    """_parsed_reply, made once per line and command object on a connection:
+    a client sends the same MAIL, RCPT, DATA and end-of-data events again and
+    again and gets the same replies to them, and a Reply is immutable.  (Only
+    for transaction commands: an AUTH response is never kept.)"""
+    # Keyed by the command's id: the kept Reply holds its command, so no other
+    # object can have that id while the entry lives.
+    key = (code, lines, enhanced, id(command))
+    reply = kept.get(key)
+    if reply is not None:
+        return reply
+    reply = _parsed_reply(code, lines, enhanced, command)
+    if len(kept) >= _KEPT_REPLIES_MAX:
+        kept.clear()
+    kept[key] = reply
+    return reply
+
+
 _PATHS_OK_MAX = 1024
 _CLIENT_LINES_MAX = 256
 
@@ -223,6 +246,7 @@ class Connection:
         self._tls_active = tls_active
         self._extensions = _NO_EXTENSIONS
         self._esmtp = False  # the session began with EHLO/LHLO (not HELO)
+        self._pipelining = False  # _esmtp and _extensions.pipelining, asked at every pipelined command
         self._authenticated = False
         # Commands awaiting a reply.  Client: sent, not yet answered (pipelining
         # makes this a queue).  Server: received and not yet answered (at most one
@@ -232,6 +256,17 @@ class Connection:
         # line nobody's: None).
         self._pending: deque[tuple[Event | Greeting, type | None]] = deque()
         self._pending.append((_GREETING_EVENT, Greeting))
+        # (Client) what the pipelining checks need to know about the pending
+        # commands, kept as they are queued and answered so that each new
+        # command costs O(1), not a walk of the queue: the state they lead to
+        # if all succeed, how many group enders and MAILs are among them, and
+        # the latest MAIL.  Recomputed from the queue when _ahead_ok is False
+        # (a reply other than the assumed one, the LMTP fan-out, raw mode).
+        self._ahead_ok = False
+        self._ahead = State.GREETING
+        self._enders = 0
+        self._mails = 0
+        self._last_mail: Mail | None = None
         # Transaction.
         self._recipients: list[Rcpt] = []
         self._pending_rcpts = 0  # client: RCPTs sent but not answered
@@ -278,6 +313,7 @@ class Connection:
         self._mail_params_ok: tuple[Capabilities, tuple[tuple[str, str | None], ...]] | None = None
         # Client: MAIL/RCPT lines made, by the event's id (see _client_line).
         self._client_lines: dict[int, tuple[Event, tuple[tuple[str, str | None], ...], bytes]] = {}
+        self._kept_replies: _KeptReplies = {}  # (client) see _kept_reply
 
     # ------------------------------------------------------------ properties
 
@@ -347,7 +383,7 @@ class Connection:
     @property
     def pipelining(self) -> bool:
         """PIPELINING was advertised in this session's EHLO/LHLO reply."""
-        return self._esmtp and self._extensions.pipelining
+        return self._pipelining
 
     @property
     def more_input_buffered(self) -> bool:
@@ -471,8 +507,8 @@ class Connection:
         buf = self._buf
         cfg = self.config
         while True:
-            end = buf.find(b"\n")
-            if end < 0:
+            raw = buf.take_line()
+            if raw is None:
                 if len(buf) > cfg.max_reply_line:
                     raise RemoteProtocolError("reply line too long (R-10)")
                 if self._peer_closed:
@@ -481,9 +517,9 @@ class Connection:
                     self._state = State.CLOSED
                     return ConnectionClosed()
                 return NEED_DATA
+            end = len(raw)
             if end > cfg.max_reply_line:
                 raise RemoteProtocolError("reply line too long (R-10)")
-            raw = buf.take(end)
             parsed = _REPLY_LINES.get(raw)
             if parsed is None:
                 parsed = self._parse_reply_line(raw)
@@ -543,14 +579,61 @@ class Connection:
             raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
         cmd, ctype = pending.popleft()
         kind = type(cmd)
-        if kind is ctype and (code < 300 or code >= 400 or code == 354 and kind is Data) and (
-                kind is Mail or kind is Rcpt or kind is Data
-                or kind is EndOfMessage and not pending and not self.config.lmtp):
-            # The replies of every transaction: none of the rules below (3xx,
-            # STARTTLS, the LMTP fan-out, raw mode) is about them.
+        if (kind is Rcpt or kind is Mail or kind is Data) and kind is ctype and code != 421 and (
+                code < 300 or code >= 400 or code == 354 and kind is Data):
+            # The replies to every transaction's commands: what _apply and the
+            # pending summary do with them, inline (none of the rules below --
+            # 3xx, STARTTLS, the LMTP fan-out, raw mode -- is about them).
+            before = self._state
+            self._state = TRANSITIONS.get((before, kind, code // 100), before)
+            if kind is Rcpt:
+                assert isinstance(cmd, Rcpt)
+                self._pending_rcpts -= 1
+                if code < 400:
+                    self._recipients.append(cmd)
+                if self._ahead_ok and code >= 300:
+                    self._ahead_ok = False
+            elif kind is Mail:
+                assert isinstance(cmd, Mail)
+                if code < 400:
+                    self._reset_transaction()
+                    params = cmd.params
+                    self._smtputf8 = "SMTPUTF8" in params
+                    self._binarymime = (params.get("BODY") or "").upper() == "BINARYMIME"
+                if self._ahead_ok:
+                    if code >= 300:
+                        self._ahead_ok = False
+                    else:
+                        self._mails -= 1
+                        if not self._mails:
+                            self._last_mail = None
+            else:
+                assert isinstance(cmd, Data)
+                if code == 354:
+                    self._client_content = True
+                    self._data_writer = DataWriter(normalize=self.config.client_bare_newline == "normalize")
+                    if self._ahead_ok:
+                        self._enders -= 1
+                else:
+                    self._ahead_ok = False
+            return _kept_reply(self._kept_replies, code, texts, enhanced, cmd)
+        if self._ahead_ok and ctype is not None:  # (a raw reply changes nothing)
+            # A reply of the class assumed moves the state where the summary
+            # assumed it would: the state the rest leads to is unchanged.
+            if code // 100 != _SUCCESS.get(ctype, 250) // 100 or ctype is EndOfMessage and self.config.lmtp:
+                self._ahead_ok = False
+            elif kind in GROUP_ENDERS:
+                self._enders -= 1
+            elif isinstance(cmd, Mail):
+                self._mails -= 1
+                if not self._mails:
+                    self._last_mail = None
+        if kind is EndOfMessage and ctype is kind and (code < 300 or code >= 400) and not pending \
+                and not self.config.lmtp:
+            # The final reply of a transaction with nothing pipelined behind it.
             assert isinstance(cmd, Event)
             self._apply(kind, cmd, code, texts)
-            return _parsed_reply(code, texts, enhanced, cmd)
+            return _kept_reply(self._kept_replies, code, texts, enhanced, cmd)
         if type(cmd) is RawBytes:
             # Raw mode: paired and reported, never checked against or applied to
             # the session state (see send_raw_unchecked).
@@ -564,6 +647,7 @@ class Connection:
                 # recipient.  How many were accepted is only known now, when every
                 # pipelined RCPT has been answered.
                 self._lmtp_bdat = cmd
+                self._ahead_ok = False
                 for _ in range(len(self._recipients) - 1):
                     pending.appendleft((cmd, EndOfMessage))
             if self._recipients:
@@ -586,6 +670,8 @@ class Connection:
             self._apply(ctype, cmd, code, list(texts))
         # The code, lines and status were parsed and checked here (parse_reply_line
         # refuses what Reply's own checks would): no second validation.
+        if kind is EndOfMessage and recipient is None and command is not None:
+            return _kept_reply(self._kept_replies, code, texts, enhanced, command)
         return _parsed_reply(code, texts, enhanced, command, recipient)
 
     # ------------------------------------------------------------ transitions
@@ -611,6 +697,7 @@ class Connection:
         if ctype in (Ehlo, Helo, Lhlo):
             self._esmtp = ctype is not Helo
             self._extensions = _capabilities(texts) if self._esmtp else _NO_EXTENSIONS
+            self._pipelining = self._esmtp and self._extensions.pipelining
             self._reset_transaction()
         elif ctype is Mail:
             assert isinstance(cmd, Mail)
@@ -633,11 +720,13 @@ class Connection:
                     max_size=self._size_limit())
         elif ctype is StartTLS:
             self._extensions = _NO_EXTENSIONS
+            self._pipelining = False
         elif ctype is Xclient:
             # Postfix: the session starts over as if the proxied client had
             # connected; the EHLO (and what it advertised) must be redone.
             self._esmtp = False
             self._extensions = _NO_EXTENSIONS
+            self._pipelining = False
             self._authenticated = False
             self._reset_transaction()
         elif ctype in (Auth, AuthResponse) and code == 235:
@@ -1132,7 +1221,7 @@ class Connection:
             self._stray = True  # they arrived before these bytes were sent (T-11)
         marker = RawBytes(data=out)
         for _ in range(expect_replies):
-            self._pending.append((marker, None))
+            self._client_queue(marker, None)
         return out
 
     def send_failed(self) -> None:
@@ -1147,8 +1236,10 @@ class Connection:
             raise LocalProtocolError("tls_established() without a STARTTLS hand-over in progress")
         self._tls_active = True
         self._state = State.HELLO
+        self._ahead_ok = False
         self._esmtp = False
         self._extensions = _NO_EXTENSIONS
+        self._pipelining = False
         self._authenticated = False
         self._reset_transaction()
 
@@ -1174,7 +1265,21 @@ class Connection:
             line = b"DATA\r\n" if kind is Data else self._client_line(event)
             if kind is Rcpt:
                 self._pending_rcpts += 1
-            self._pending.append((event, kind))
+            # _client_queue, inline.
+            pending = self._pending
+            if not pending:
+                self._ahead, self._enders, self._mails, self._last_mail = state, 0, 0, None
+                self._ahead_ok = True
+            pending.append((event, kind))
+            if self._ahead_ok:
+                if kind is Data:
+                    self._enders += 1
+                elif kind is Mail:
+                    assert isinstance(event, Mail)
+                    self._mails += 1
+                    self._last_mail = event
+                after = _ASSUMED.get((self._ahead, kind))
+                self._ahead = _assumed(self._ahead, event, kind) if after is None else after
             return line
         if isinstance(event, MessageData):
             return self._client_content_data(event.data)
@@ -1188,7 +1293,7 @@ class Connection:
             line = format_auth_response(event).encode("ascii")
             if len(line) + 2 > self.config.max_auth_line:
                 raise LocalProtocolError("AUTH response longer than the AUTH line limit")
-            self._pending.append((event, AuthResponse))
+            self._client_queue(event, AuthResponse)
             return line + b"\r\n"
         if not isinstance(event, Command):
             raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
@@ -1213,8 +1318,41 @@ class Connection:
             self._bdat_remaining = event.size
             self._bdat_current = event if event.size else None
             self._client_eom_due = event.last and event.size == 0
-        self._pending.append((event, ctype))
+        self._client_queue(event, ctype)
         return encoded + b"\r\n"
+
+    def _recount(self) -> None:
+        """What _client_check needs about the pending commands, from the queue."""
+        state = self._state
+        enders = mails = 0
+        last: Mail | None = None
+        for c, ctype in self._pending:
+            if type(c) in GROUP_ENDERS:
+                enders += 1
+            if isinstance(c, Mail):
+                mails += 1
+                last = c
+            if ctype is not None:  # a client's queue holds no server-only events
+                state = _assumed(state, c, ctype)
+        self._ahead, self._enders, self._mails, self._last_mail = state, enders, mails, last
+        self._ahead_ok = True
+
+    def _client_queue(self, event: Event, ctype: type | None) -> None:
+        """Queue ``event`` for its reply (client), keeping the _ahead summary."""
+        pending = self._pending
+        if not pending:  # nothing pending: the summary starts from the state itself
+            self._ahead, self._enders, self._mails, self._last_mail = self._state, 0, 0, None
+            self._ahead_ok = True
+        pending.append((event, ctype))
+        if self._ahead_ok:
+            kind = type(event)
+            if kind in GROUP_ENDERS:
+                self._enders += 1
+            elif isinstance(event, Mail):
+                self._mails += 1
+                self._last_mail = event
+            if ctype is not None:
+                self._ahead = _assumed(self._ahead, event, ctype)
 
     def _client_line(self, event: Command) -> bytes:
         """The line for MAIL or RCPT, with its CRLF, within its limit, formatted
@@ -1239,30 +1377,30 @@ class Connection:
     def _client_check(self, cmd: Command) -> None:
         cfg = self.config
         state = self._state
+        # The MAIL of the transaction this command belongs to when it is still
+        # pending (then self._smtputf8 etc. describe the one before it).
         pending_mail: Mail | None = None
-        if self._pending:
-            if isinstance(self._pending[0][0], Greeting):
+        pending = self._pending
+        if pending:
+            if isinstance(pending[0][0], Greeting):
                 raise LocalProtocolError("wait for the server's greeting")
-            if not (self._esmtp and self._extensions.pipelining):
+            if not self._pipelining:
                 raise LocalProtocolError("the server did not advertise PIPELINING; wait for the reply")
-            # One pass: the group must be open (no ender pending), the state the
-            # pending commands lead to, and the MAIL of this transaction if pending.
-            for c, ctype in self._pending:
-                if type(c) in GROUP_ENDERS:
-                    raise LocalProtocolError(
-                        f"{type(c).__name__} ends a pipelined group (RFC 2920 §3.1); wait for its reply")
-                if pending_mail is None and isinstance(c, Mail):
-                    pending_mail = c
-                if ctype is not None:  # a client's queue holds no server-only events
-                    after = _ASSUMED.get((state, ctype))
-                    if after is None:
-                        after = _ASSUMED[(state, ctype)] = _assume_success(state, c, ctype)
-                    state = after
+            if not self._ahead_ok:
+                self._recount()
+            if self._enders:
+                ender = next(type(c) for c, _ in pending if type(c) in GROUP_ENDERS)
+                raise LocalProtocolError(
+                    f"{ender.__name__} ends a pipelined group (RFC 2920 §3.1); wait for its reply")
+            # The group is open: this command follows the state the pending
+            # ones lead to if they all succeed.
+            state = self._ahead
+            pending_mail = self._last_mail
         if type(cmd) not in ALLOWED[state]:
             raise LocalProtocolError(f"{cmd.verb} is not valid in state {state.name}")
         ext = self._extensions if self._esmtp else _NO_EXTENSIONS
         if isinstance(cmd, Rcpt):  # the common commands first; the classes are disjoint
-            utf8 = self._smtputf8 or (pending_mail is not None and "SMTPUTF8" in pending_mail.params)
+            utf8 = self._smtputf8 if pending_mail is None else "SMTPUTF8" in pending_mail.params
             if cmd.forward_path.lower() != "postmaster":
                 self._check_path(cmd.forward_path, utf8=utf8, what="forward path")
             if cmd.params:
@@ -1285,8 +1423,8 @@ class Connection:
                 # (immutable) capabilities give the same answer.
                 self._mail_params_ok = (ext, items)
         elif isinstance(cmd, Data):
-            binary = self._binarymime or (
-                pending_mail is not None and (pending_mail.params.get("BODY") or "").upper() == "BINARYMIME")
+            binary = self._binarymime if pending_mail is None else (
+                (pending_mail.params.get("BODY") or "").upper() == "BINARYMIME")
             if binary:
                 raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
         elif isinstance(cmd, (Ehlo, Helo, Lhlo)):
@@ -1368,7 +1506,7 @@ class Connection:
             self._client_content = False
             self._data_writer = None
             for _ in range(len(self._recipients) if self.config.lmtp else 1):
-                self._pending.append((EndOfMessage(), EndOfMessage))
+                self._client_queue(_END_OF_MESSAGE, EndOfMessage)
             return out
         if self._client_eom_due:
             self._client_eom_due = False
@@ -1498,6 +1636,15 @@ _SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 22
 # (state, command type) -> _assume_success's answer, for a client's pending
 # commands (the projection runs for every pipelined command).
 _ASSUMED: dict[tuple[State, type], State] = {}
+
+
+def _assumed(state: State, cmd: object, ctype: type) -> State:
+    """_assume_success for a client's queue, remembered per (state, type)."""
+    after = _ASSUMED.get((state, ctype))
+    if after is None:
+        after = _ASSUMED[(state, ctype)] = _assume_success(state, cmd, ctype)
+    return after
+
 # Enum members fetched once: each State.X / Role.X is a class attribute lookup,
 # slow on Python 3.11 (EnumType defines __getattr__), and the hot paths make many.
 _CLOSED, _ERROR, _TLS, _AUTH, _BDAT = State.CLOSED, State.ERROR, State.TLS, State.AUTH, State.BDAT
@@ -1506,6 +1653,7 @@ _CLIENT, _SERVER = Role.CLIENT, Role.SERVER
 
 
 _GREETING_EVENT = Greeting()
+_END_OF_MESSAGE = EndOfMessage()  # events are immutable: one serves every end of data
 
 _Derived = tuple[Config, AddressLimits, tuple[Deadline, Deadline], dict[object, Deadline], int]
 #: What a Config implies for every connection, made once per Config object (by

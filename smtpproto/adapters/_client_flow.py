@@ -107,6 +107,10 @@ _MAX_BDAT_IN_FLIGHT = 32
 #: The largest header section read from a streamed message before giving up.
 _MAX_STREAM_HEADER = 1024 * 1024
 #: How many MAIL/RCPT events a session keeps for reuse (see ClientSession._event).
+# Events without fields, made once: the fast paths send them for every message
+# (events are immutable; the core keeps no state in them).
+_DATA = Data()
+_EOM = EndOfMessage()
 _EVENTS_KEPT = 256
 # States as constants: State.X is a class attribute lookup each time.
 _ENDED = frozenset({State.CLOSED, State.ERROR})
@@ -1169,7 +1173,7 @@ class ClientSession:
             out = send(mail)
             for rcpt in rcpts:
                 out += send(rcpt)
-            out += send(Data())
+            out += send(_DATA)
         except LocalProtocolError as exc:
             self._refused_locally(exc, False)
             raise
@@ -1196,7 +1200,7 @@ class ClientSession:
             raise
         block = self._timeout()
         try:
-            out += send(EndOfMessage())
+            out += send(_EOM)
         except LocalProtocolError as exc:
             self._refused_locally(exc, bool(out))
             raise
@@ -1359,7 +1363,7 @@ class ClientSession:
         try:
             for rcpt in rcpts:
                 out += send(rcpt)
-            out += send(Data())
+            out += send(_DATA)
         except LocalProtocolError as exc:
             self._refused_locally(exc, True)  # MAIL committed and not sent: broken
             raise
