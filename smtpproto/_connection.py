@@ -579,48 +579,10 @@ class Connection:
             raise RemoteProtocolError("reply received with no command awaiting one (T-11)")
         cmd, ctype = pending.popleft()
         kind = type(cmd)
-        if (kind is Rcpt or kind is Mail or kind is Data) and kind is ctype and code != 421 and (
-                code < 300 or code >= 400 or code == 354 and kind is Data):
-            # The replies to every transaction's commands: what _apply and the
-            # pending summary do with them, inline (none of the rules below --
-            # 3xx, STARTTLS, the LMTP fan-out, raw mode -- is about them).
-            before = self._state
-            self._state = TRANSITIONS.get((before, kind, code // 100), before)
-            if kind is Rcpt:
-                assert isinstance(cmd, Rcpt)
-                self._pending_rcpts -= 1
-                if code < 400:
-                    self._recipients.append(cmd)
-                if self._ahead_ok and code >= 300:
-                    self._ahead_ok = False
-            elif kind is Mail:
-                assert isinstance(cmd, Mail)
-                if code < 400:
-                    self._reset_transaction()
-                    params = cmd.params
-                    self._smtputf8 = "SMTPUTF8" in params
-                    self._binarymime = (params.get("BODY") or "").upper() == "BINARYMIME"
-                if self._ahead_ok:
-                    if code >= 300:
-                        self._ahead_ok = False
-                    else:
-                        self._mails -= 1
-                        if not self._mails:
-                            self._last_mail = None
-            else:
-                assert isinstance(cmd, Data)
-                if code == 354:
-                    self._client_content = True
-                    self._data_writer = DataWriter(normalize=self.config.client_bare_newline == "normalize")
-                    if self._ahead_ok:
-                        self._enders -= 1
-                else:
-                    self._ahead_ok = False
-            return _kept_reply(self._kept_replies, code, texts, enhanced, cmd)
         if self._ahead_ok and ctype is not None:  # (a raw reply changes nothing)
             # A reply of the class assumed moves the state where the summary
             # assumed it would: the state the rest leads to is unchanged.
-            if code // 100 != _SUCCESS.get(ctype, 250) // 100 or ctype is EndOfMessage and self.config.lmtp:
+            if code // 100 != _SUCCESS_CLASS.get(ctype, 2) or ctype is EndOfMessage and self.config.lmtp:
                 self._ahead_ok = False
             elif kind in GROUP_ENDERS:
                 self._enders -= 1
@@ -628,6 +590,31 @@ class Connection:
                 self._mails -= 1
                 if not self._mails:
                     self._last_mail = None
+        if (kind is Rcpt or kind is Mail or kind is Data) and kind is ctype and code != 421 and (
+                code < 300 or code >= 400 or code == 354 and kind is Data):
+            # The replies to every transaction's commands: what _apply does
+            # with them, inline (none of the rules below -- 3xx, STARTTLS, the
+            # LMTP fan-out, raw mode -- is about them).
+            before = self._state
+            self._state = TRANSITIONS.get((before, kind, code // 100), before)
+            if kind is Rcpt:
+                assert isinstance(cmd, Rcpt)
+                self._pending_rcpts -= 1
+                if code < 400:
+                    self._recipients.append(cmd)
+            elif kind is Mail:
+                assert isinstance(cmd, Mail)
+                if code < 400:
+                    self._reset_transaction()
+                    params = cmd.params
+                    self._smtputf8 = "SMTPUTF8" in params
+                    self._binarymime = (params.get("BODY") or "").upper() == "BINARYMIME"
+            else:
+                assert isinstance(cmd, Data)
+                if code == 354:
+                    self._client_content = True
+                    self._data_writer = DataWriter(normalize=self.config.client_bare_newline == "normalize")
+            return _kept_reply(self._kept_replies, code, texts, enhanced, cmd)
         if kind is EndOfMessage and ctype is kind and (code < 300 or code >= 400) and not pending \
                 and not self.config.lmtp:
             # The final reply of a transaction with nothing pipelined behind it.
@@ -1265,21 +1252,7 @@ class Connection:
             line = b"DATA\r\n" if kind is Data else self._client_line(event)
             if kind is Rcpt:
                 self._pending_rcpts += 1
-            # _client_queue, inline.
-            pending = self._pending
-            if not pending:
-                self._ahead, self._enders, self._mails, self._last_mail = state, 0, 0, None
-                self._ahead_ok = True
-            pending.append((event, kind))
-            if self._ahead_ok:
-                if kind is Data:
-                    self._enders += 1
-                elif kind is Mail:
-                    assert isinstance(event, Mail)
-                    self._mails += 1
-                    self._last_mail = event
-                after = _ASSUMED.get((self._ahead, kind))
-                self._ahead = _assumed(self._ahead, event, kind) if after is None else after
+            self._client_queue(event, kind)
             return line
         if isinstance(event, MessageData):
             return self._client_content_data(event.data)
@@ -1631,6 +1604,7 @@ _VERB_TYPES: dict[str, type] = {
 
 
 _SUCCESS = {Greeting: 220, Data: 354, Auth: 334, AuthResponse: 334, StartTLS: 220, Quit: 221, Xclient: 220}
+_SUCCESS_CLASS = {ctype: code // 100 for ctype, code in _SUCCESS.items()}  # (2 for the others)
 
 
 # (state, command type) -> _assume_success's answer, for a client's pending

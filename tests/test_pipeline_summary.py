@@ -146,3 +146,21 @@ def test_pipelining_many_commands_is_linear() -> None:
     for _ in range(20_001):
         assert isinstance(conn.next_event(), Reply)
     assert conn.send(Data()) == b"DATA\r\n" and calls == 0
+
+
+def test_an_answered_group_ender_leaves_the_group_open_behind_it() -> None:
+    """A raw send may sit behind DATA; once the 354 came, DATA no longer ends
+    the group, so a MAIL pipelined behind the end of data goes out."""
+    conn = client(raw=True)
+    for event in (Mail(reverse_path="a@b.example"), Rcpt(forward_path="x@y.example")):
+        conn.send(event)
+        conn.receive_data(b"250 ok\r\n")
+        assert isinstance(conn.next_event(), Reply)
+    conn.send(Data())
+    conn.send_raw_unchecked(b"NOOP\r\n", expect_replies=1)
+    conn.receive_data(b"354 go\r\n")
+    assert isinstance(conn.next_event(), Reply)
+    assert summary(conn) == walked(conn)
+    conn.send(MessageData(data=b"Subject: x\r\n\r\nhi\r\n"))
+    conn.send(EndOfMessage())
+    assert conn.send(Mail(reverse_path="a@b.example")) == b"MAIL FROM:<a@b.example>\r\n"

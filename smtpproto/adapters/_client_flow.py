@@ -106,11 +106,11 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 _MAX_BDAT_IN_FLIGHT = 32
 #: The largest header section read from a streamed message before giving up.
 _MAX_STREAM_HEADER = 1024 * 1024
-#: How many MAIL/RCPT events a session keeps for reuse (see ClientSession._event).
 # Events without fields, made once: the fast paths send them for every message
 # (events are immutable; the core keeps no state in them).
 _DATA = Data()
 _EOM = EndOfMessage()
+#: How many MAIL/RCPT events a session keeps for reuse (see ClientSession._event).
 _EVENTS_KEPT = 256
 # States as constants: State.X is a class attribute lookup each time.
 _ENDED = frozenset({State.CLOSED, State.ERROR})
